@@ -1,0 +1,135 @@
+//! [`GgufFile`]: an opened, fully validated GGUF file backed by a read-only memory map or an
+//! owned buffer.
+
+use std::path::Path;
+
+use crate::parse::{parse, to_u64, Parsed};
+use crate::{GgufError, Metadata, TensorInfo};
+
+enum Backing {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mmap(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+/// A validated GGUF file. Every tensor's data range was checked against the file at open.
+pub struct GgufFile {
+    backing: Backing,
+    parsed: Parsed,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("version", &self.parsed.version)
+            .field("file_size", &self.file_size())
+            .field("kv_count", &self.parsed.metadata.len())
+            .field("tensor_count", &self.parsed.tensors.len())
+            .finish()
+    }
+}
+
+impl GgufFile {
+    /// Maps `path` read-only and validates it.
+    pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
+        let file = std::fs::File::open(path).map_err(|e| GgufError::io_at(path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| GgufError::io_at(path, e))?
+            .len();
+        if len == 0 {
+            // An empty mapping is an error on some platforms; parse the empty buffer instead.
+            return GgufFile::from_backing(Backing::Owned(Vec::new()));
+        }
+        // SAFETY: the mapping is read-only and private to this process. Memory-mapped files
+        // are UB in Rust only if another process modifies or truncates the file while it is
+        // mapped; model files are treated as immutable for the lifetime of a GgufFile (the same
+        // contract every mmap-based model loader relies on). All reads are bounds-checked
+        // against the length observed at map time.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| GgufError::io_at(path, e))?;
+        GgufFile::from_backing(Backing::Mmap(map))
+    }
+
+    /// Validates an in-memory GGUF file.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
+        GgufFile::from_backing(Backing::Owned(bytes))
+    }
+
+    fn from_backing(backing: Backing) -> Result<GgufFile, GgufError> {
+        let parsed = parse(backing.bytes())?;
+        Ok(GgufFile { backing, parsed })
+    }
+
+    /// The GGUF version (2 or 3).
+    pub fn version(&self) -> u32 {
+        self.parsed.version
+    }
+
+    /// All metadata, in file order.
+    pub fn metadata(&self) -> &Metadata {
+        &self.parsed.metadata
+    }
+
+    /// All tensor infos, in file order.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.parsed.tensors
+    }
+
+    /// The tensor named `name`, if any.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        let t = &self.parsed.tensors;
+        let i = self
+            .parsed
+            .by_name
+            .binary_search_by(|&i| t[i].name.as_str().cmp(name))
+            .ok()?;
+        t.get(self.parsed.by_name[i])
+    }
+
+    /// The data of tensor `t`: exactly `t.n_bytes` bytes. For a `TensorInfo` that does not
+    /// belong to this file and lies outside it, returns an empty slice (never panics).
+    pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
+        let range = self
+            .parsed
+            .data_offset
+            .checked_add(t.offset)
+            .and_then(|s| Some((s, s.checked_add(t.n_bytes)?)))
+            .and_then(|(s, e)| Some(usize::try_from(s).ok()?..usize::try_from(e).ok()?));
+        range
+            .and_then(|r| self.backing.bytes().get(r))
+            .unwrap_or(&[])
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.backing.bytes()
+    }
+
+    /// File size in bytes.
+    pub fn file_size(&self) -> u64 {
+        to_u64(self.backing.bytes().len())
+    }
+
+    /// Absolute offset of the data section (header end rounded up to the alignment).
+    pub fn data_offset(&self) -> u64 {
+        self.parsed.data_offset
+    }
+
+    /// The alignment in force (`general.alignment` or 32).
+    pub fn alignment(&self) -> u64 {
+        self.parsed.alignment
+    }
+
+    /// Whether the file is memory-mapped (as opposed to an owned buffer).
+    pub fn is_mmapped(&self) -> bool {
+        matches!(self.backing, Backing::Mmap(_))
+    }
+}

@@ -1,0 +1,26 @@
+//! ondo-kernels: quantized tensor kernels for the ondo runtime.
+//!
+//! * [`DType`]: the ggml tensor element types ondo understands (F32/F16/BF16, the legacy
+//!   32-element quants Q4_0..Q8_0 and the 256-element K-quants Q2_K..Q6_K), with ggml's
+//!   exact block layouts (llama.cpp `ggml-common.h`).
+//! * [`dequantize_row`], [`dot_row`], [`matvec`]: fast paths (AVX2/FMA/F16C on x86_64,
+//!   chosen at run time) with a plain scalar twin in [`reference`].
+//! * [`quantize_row`]: llama.cpp's reference quantizers (`quantize_row_*_ref`).
+//! * [`ops`]: the f32 building blocks the model needs (rmsnorm, softmax, silu, dot, axpy).
+//!
+//! SIMD selection happens once per process; [`simd_level`] reports it, and setting the
+//! environment variable `ONDO_NO_SIMD` (any value) before the first kernel call forces the
+//! portable path (useful for debugging and for testing that path on x86 machines).
+
+mod dtype;
+mod error;
+pub mod ops;
+pub mod quant;
+
+pub use dtype::DType;
+pub use error::KernelError;
+pub use ops::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};
+pub use quant::{
+    bf16_to_f32, dequantize_row, dot_row, f16_to_f32, f32_to_bf16, f32_to_f16, matvec,
+    quantize_row, reference, simd_level,
+};

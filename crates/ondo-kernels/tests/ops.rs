@@ -1,0 +1,112 @@
+//! f32 ops (rmsnorm, softmax, silu, dot_f32, axpy) against naive f64 loops.
+
+mod common;
+
+use common::Rng;
+use ondo_kernels::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};
+
+const LENGTHS: [usize; 12] = [0, 1, 2, 7, 8, 9, 15, 16, 31, 33, 64, 1027];
+
+#[test]
+fn dot_f32_matches_naive_for_odd_lengths() {
+    let mut rng = Rng::new(11);
+    for n in LENGTHS {
+        let a = rng.vec(n, -2.0, 2.0);
+        let b = rng.vec(n, -2.0, 2.0);
+        let want = common::dot64(&a, &b);
+        let tol = 1e-6 * common::abs_dot(&a, &b) + 1e-30;
+        let got = dot_f32(&a, &b) as f64;
+        assert!((got - want).abs() <= tol, "n={n}: {got} vs {want}");
+    }
+    // slices at unaligned offsets
+    let a = rng.vec(100, -1.0, 1.0);
+    let b = rng.vec(100, -1.0, 1.0);
+    let got = dot_f32(&a[3..70], &b[1..68]) as f64;
+    let want = common::dot64(&a[3..70], &b[1..68]);
+    assert!((got - want).abs() <= 1e-6 * common::abs_dot(&a[3..70], &b[1..68]));
+}
+
+#[test]
+#[should_panic]
+fn dot_f32_rejects_length_mismatch() {
+    dot_f32(&[1.0, 2.0], &[1.0]);
+}
+
+#[test]
+fn rmsnorm_matches_naive() {
+    let mut rng = Rng::new(12);
+    for n in LENGTHS {
+        let x = rng.vec(n, -3.0, 3.0);
+        let w = rng.vec(n, 0.5, 1.5);
+        let eps = 1e-5f32;
+        let mut out = vec![f32::NAN; n];
+        rmsnorm(&mut out, &x, &w, eps);
+        let ms = x.iter().map(|v| *v as f64 * *v as f64).sum::<f64>() / n.max(1) as f64;
+        let scale = 1.0 / (ms + eps as f64).sqrt();
+        for i in 0..n {
+            let want = x[i] as f64 * scale * w[i] as f64;
+            assert!(
+                (out[i] as f64 - want).abs() <= 1e-5 * want.abs() + 1e-7,
+                "n={n} i={i}"
+            );
+        }
+    }
+    // all-zero input stays zero (eps keeps it finite)
+    let mut out = [1.0f32; 4];
+    rmsnorm(&mut out, &[0.0; 4], &[1.0; 4], 1e-6);
+    assert_eq!(out, [0.0; 4]);
+}
+
+#[test]
+fn softmax_matches_naive_and_sums_to_one() {
+    let mut rng = Rng::new(13);
+    for n in LENGTHS {
+        let x = rng.vec(n, -30.0, 30.0);
+        let mut y = x.clone();
+        softmax_inplace(&mut y);
+        if n == 0 {
+            continue;
+        }
+        let max = x.iter().fold(f64::NEG_INFINITY, |a, v| a.max(*v as f64));
+        let sum: f64 = x.iter().map(|v| (*v as f64 - max).exp()).sum();
+        for i in 0..n {
+            let want = (x[i] as f64 - max).exp() / sum;
+            assert!(
+                (y[i] as f64 - want).abs() <= 1e-6 * want + 1e-12,
+                "n={n} i={i}"
+            );
+        }
+        let total: f64 = y.iter().map(|v| *v as f64).sum();
+        assert!((total - 1.0).abs() < 1e-5, "n={n}: sum {total}");
+    }
+    // huge logits do not overflow; masked (-inf) entries get exactly 0
+    let mut y = [1000.0f32, 999.0, f32::NEG_INFINITY];
+    softmax_inplace(&mut y);
+    assert!((y[0] - 0.731_058_6).abs() < 1e-6 && y[2] == 0.0, "{y:?}");
+}
+
+#[test]
+fn silu_matches_naive() {
+    for i in -200..=200 {
+        let x = i as f32 * 0.1;
+        let want = x as f64 / (1.0 + (-(x as f64)).exp());
+        assert!(
+            (silu(x) as f64 - want).abs() <= 1e-6 * want.abs().max(1e-3),
+            "x={x}"
+        );
+    }
+}
+
+#[test]
+fn axpy_matches_naive() {
+    let mut rng = Rng::new(14);
+    for n in LENGTHS {
+        let x = rng.vec(n, -1.0, 1.0);
+        let y0 = rng.vec(n, -1.0, 1.0);
+        let mut y = y0.clone();
+        axpy(&mut y, 0.37, &x);
+        for i in 0..n {
+            assert_eq!(y[i], y0[i] + 0.37 * x[i], "n={n} i={i}");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The Llama block stack (Llama 2/3/3.x, TinyLlama, Mistral, Solar, SmolLM2): token embedding,
+//! per layer RMSNorm → GQA attention with RoPE → residual → RMSNorm → SwiGLU → residual, final
+//! RMSNorm and the output head (tied to the embedding when `output.weight` is absent).
+//!
+//! `forward` evaluates a batch of consecutive tokens of one sequence; it is the fast path and is
+//! tested against [`crate::reference`].
+
+use std::sync::Arc;
+
+use ondo_formats::GgufFile;
+use ondo_kernels::{rmsnorm, silu, softmax_inplace};
+use rayon::prelude::*;
+
+use crate::matmul::matmul;
+use crate::rope::Rope;
+use crate::weights::TensorLoader;
+use crate::{KvCache, LlamaConfig, ModelError, QWeight, RopeScaling};
+
+pub struct LayerWeights {
+    pub attn_norm: Vec<f32>,
+    /// [dim][dim]
+    pub wq: QWeight,
+    /// [kv_dim][dim]
+    pub wk: QWeight,
+    /// [kv_dim][dim]
+    pub wv: QWeight,
+    /// [dim][dim]
+    pub wo: QWeight,
+    pub ffn_norm: Vec<f32>,
+    /// [ffn_dim][dim]
+    pub w_gate: QWeight,
+    /// [ffn_dim][dim]
+    pub w_up: QWeight,
+    /// [dim][ffn_dim]
+    pub w_down: QWeight,
+}
+
+pub struct LlamaModel {
+    pub config: LlamaConfig,
+    /// [n_vocab][dim]
+    pub token_embd: QWeight,
+    pub layers: Vec<LayerWeights>,
+    pub output_norm: Vec<f32>,
+    /// [n_vocab][dim]; the embedding itself when tied.
+    pub output: QWeight,
+    pub(crate) rope: Rope,
+}
+
+/// Which positions of a batch need logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token (generation).
+    Last,
+    /// Every token (perplexity, teacher forcing).
+    All,
+}
+
+impl LlamaModel {
+    pub fn from_gguf(file: &Arc<GgufFile>, arch: &str) -> Result<LlamaModel, ModelError> {
+        let t = TensorLoader { file };
+        let embd = file
+            .tensor("token_embd.weight")
+            .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
+        let n_vocab = match embd.dims.as_slice() {
+            [_, rows] => usize::try_from(*rows).unwrap_or(usize::MAX),
+            other => {
+                return Err(ModelError::BadShape {
+                    name: "token_embd.weight".into(),
+                    expected: vec![0, 0],
+                    found: other.to_vec(),
+                })
+            }
+        };
+        let mut config = LlamaConfig::from_metadata(file.metadata(), arch, n_vocab)?;
+        let (dim, kv_dim, ffn) = (config.dim, config.kv_dim(), config.ffn_dim);
+        if t.has("rope_freqs.weight") {
+            let factors = t.vector("rope_freqs.weight", config.rope_dim / 2)?;
+            if factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+                return Err(ModelError::BadHyperparameter(
+                    "rope_freqs has a non-positive factor".into(),
+                ));
+            }
+            config.rope_scaling = Some(RopeScaling::FreqFactors(factors));
+        }
+        let token_embd = t.matrix("token_embd.weight", n_vocab, dim)?;
+        let mut layers = Vec::with_capacity(config.n_layers);
+        for i in 0..config.n_layers {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(LayerWeights {
+                attn_norm: t.vector(&n("attn_norm"), dim)?,
+                wq: t.matrix(&n("attn_q"), dim, dim)?,
+                wk: t.matrix(&n("attn_k"), kv_dim, dim)?,
+                wv: t.matrix(&n("attn_v"), kv_dim, dim)?,
+                wo: t.matrix(&n("attn_output"), dim, dim)?,
+                ffn_norm: t.vector(&n("ffn_norm"), dim)?,
+                w_gate: t.matrix(&n("ffn_gate"), ffn, dim)?,
+                w_up: t.matrix(&n("ffn_up"), ffn, dim)?,
+                w_down: t.matrix(&n("ffn_down"), dim, ffn)?,
+            });
+        }
+        let output = if t.has("output.weight") {
+            t.matrix("output.weight", n_vocab, dim)?
+        } else {
+            token_embd.clone()
+        };
+        Ok(LlamaModel {
+            output_norm: t.vector("output_norm.weight", dim)?,
+            rope: Rope::new(&config),
+            config,
+            token_embd,
+            layers,
+            output,
+        })
+    }
+
+    /// A new empty KV cache for `capacity` positions.
+    pub fn new_cache(&self, capacity: usize) -> Result<KvCache, ModelError> {
+        KvCache::new(&self.config, capacity)
+    }
+
+    /// Evaluates `tokens` at positions `kv.len()..` and appends them to the cache.
+    /// Returns logits: [n_vocab] for `Logits::Last`, [tokens.len()][n_vocab] for `Logits::All`.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        want: Logits,
+    ) -> Result<Vec<f32>, ModelError> {
+        let c = &self.config;
+        let n = tokens.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        kv.check_room(n)?;
+        let start = kv.len();
+        let (dim, kv_dim, hd) = (c.dim, c.kv_dim(), c.head_dim);
+
+        // x: [n][dim], the residual stream
+        let mut x = vec![0.0f32; n * dim];
+        for (row, &tok) in x.chunks_exact_mut(dim).zip(tokens) {
+            if tok as usize >= c.n_vocab {
+                return Err(ModelError::BadToken {
+                    id: tok,
+                    n_vocab: c.n_vocab,
+                });
+            }
+            self.token_embd.dequantize_row(tok as usize, row);
+        }
+        let mut xb = vec![0.0f32; n * dim];
+        let mut q = vec![0.0f32; n * dim];
+        let mut k = vec![0.0f32; n * kv_dim];
+        let mut v = vec![0.0f32; n * kv_dim];
+        let mut att = vec![0.0f32; n * dim];
+        let mut proj = vec![0.0f32; n * dim];
+        let mut gate = vec![0.0f32; n * c.ffn_dim];
+        let mut up = vec![0.0f32; n * c.ffn_dim];
+
+        for (l, w) in self.layers.iter().enumerate() {
+            norm_rows(&mut xb, &x, &w.attn_norm, c.norm_eps, dim);
+            matmul(&w.wq, &xb, n, &mut q);
+            matmul(&w.wk, &xb, n, &mut k);
+            matmul(&w.wv, &xb, n, &mut v);
+            for i in 0..n {
+                self.rope.apply(&mut q[i * dim..(i + 1) * dim], start + i);
+                self.rope
+                    .apply(&mut k[i * kv_dim..(i + 1) * kv_dim], start + i);
+            }
+            let (kc, vc) = kv.kv_mut(l, start, n);
+            kc.copy_from_slice(&k);
+            vc.copy_from_slice(&v);
+            let keys = kv.keys(l, 0, start + n);
+            let values = kv.values(l, 0, start + n);
+            let scale = 1.0 / (hd as f32).sqrt();
+            let group = c.group_size();
+            // One task per (token, head): att[i][h] = softmax(q·K / sqrt(hd)) V over 0..=start+i
+            att.par_chunks_mut(hd).enumerate().for_each(|(idx, out)| {
+                let (i, h) = (idx / c.n_heads, idx % c.n_heads);
+                let kvh = h / group;
+                let qh = &q[i * dim + h * hd..i * dim + (h + 1) * hd];
+                let len = start + i + 1;
+                let mut scores: Vec<f32> = (0..len)
+                    .map(|p| {
+                        let kp = &keys[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
+                        ondo_kernels::dot_f32(qh, kp) * scale
+                    })
+                    .collect();
+                softmax_inplace(&mut scores);
+                out.fill(0.0);
+                for (p, &s) in scores.iter().enumerate() {
+                    ondo_kernels::axpy(
+                        out,
+                        s,
+                        &values[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd],
+                    );
+                }
+            });
+            matmul(&w.wo, &att, n, &mut proj);
+            add_into(&mut x, &proj);
+
+            norm_rows(&mut xb, &x, &w.ffn_norm, c.norm_eps, dim);
+            matmul(&w.w_gate, &xb, n, &mut gate);
+            matmul(&w.w_up, &xb, n, &mut up);
+            for (g, u) in gate.iter_mut().zip(&up) {
+                *g = silu(*g) * u;
+            }
+            matmul(&w.w_down, &gate, n, &mut proj);
+            add_into(&mut x, &proj);
+        }
+        kv.set_len(start + n);
+
+        let rows = match want {
+            Logits::Last => &x[(n - 1) * dim..],
+            Logits::All => &x[..],
+        };
+        let m = rows.len() / dim;
+        let mut xn = vec![0.0f32; rows.len()];
+        norm_rows(&mut xn, rows, &self.output_norm, c.norm_eps, dim);
+        let mut logits = vec![0.0f32; m * c.n_vocab];
+        matmul(&self.output, &xn, m, &mut logits);
+        Ok(logits)
+    }
+}
+
+/// RMSNorm of every `dim`-row of `x` into `out`.
+fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32, dim: usize) {
+    for (o, r) in out.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+        rmsnorm(o, r, weight, eps);
+    }
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

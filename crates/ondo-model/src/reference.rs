@@ -1,0 +1,129 @@
+//! The reference forward pass: one token at a time, scalar kernels, every shape written down,
+//! in the spirit of llama2.c. It is slow on purpose and stays forever: every fast path
+//! (`LlamaModel::forward`, SIMD kernels, batching) is tested against it.
+
+use ondo_kernels::reference::{dequantize_row, dot_row};
+
+use crate::{KvCache, LlamaModel, ModelError, QWeight};
+
+/// out[r] = sum_c w[r][c] * x[c] — w: [rows][cols], x: [cols], out: [rows]
+fn matvec(w: &QWeight, x: &[f32], out: &mut [f32]) {
+    let rb = w.bytes().len() / w.rows;
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = dot_row(w.dtype, &w.bytes()[r * rb..(r + 1) * rb], x);
+    }
+}
+
+/// out = x / sqrt(mean(x²) + eps) * weight — all [dim]
+fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let inv = 1.0 / (ms + eps).sqrt();
+    for i in 0..x.len() {
+        out[i] = x[i] * inv * weight[i];
+    }
+}
+
+fn softmax(x: &mut [f32]) {
+    let max = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Evaluates one token at position `kv.len()`, appends its keys and values, returns logits [n_vocab].
+pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec<f32>, ModelError> {
+    let c = &m.config;
+    kv.check_room(1)?;
+    if token as usize >= c.n_vocab {
+        return Err(ModelError::BadToken {
+            id: token,
+            n_vocab: c.n_vocab,
+        });
+    }
+    let pos = kv.len();
+    let (dim, kv_dim, hd) = (c.dim, c.kv_dim(), c.head_dim);
+
+    // x: [dim] = token_embd[token]
+    let mut x = vec![0.0f32; dim];
+    let rb = m.token_embd.bytes().len() / c.n_vocab;
+    let t = token as usize;
+    dequantize_row(
+        m.token_embd.dtype,
+        &m.token_embd.bytes()[t * rb..(t + 1) * rb],
+        &mut x,
+    );
+
+    let mut xb = vec![0.0f32; dim]; // [dim]
+    let mut q = vec![0.0f32; dim]; // [n_heads][head_dim]
+    let mut k = vec![0.0f32; kv_dim]; // [n_kv_heads][head_dim]
+    let mut v = vec![0.0f32; kv_dim]; // [n_kv_heads][head_dim]
+    let mut att = vec![0.0f32; dim]; // [n_heads][head_dim]
+    let mut o = vec![0.0f32; dim]; // [dim]
+    let mut gate = vec![0.0f32; c.ffn_dim]; // [ffn_dim]
+    let mut up = vec![0.0f32; c.ffn_dim]; // [ffn_dim]
+
+    for (l, w) in m.layers.iter().enumerate() {
+        // attention
+        rmsnorm(&mut xb, &x, &w.attn_norm, c.norm_eps);
+        matvec(&w.wq, &xb, &mut q);
+        matvec(&w.wk, &xb, &mut k);
+        matvec(&w.wv, &xb, &mut v);
+        m.rope.apply(&mut q, pos);
+        m.rope.apply(&mut k, pos);
+        {
+            let (kc, vc) = kv.kv_mut(l, pos, 1);
+            kc.copy_from_slice(&k);
+            vc.copy_from_slice(&v);
+        }
+        let keys = kv.keys(l, 0, pos + 1); // [pos+1][kv_dim]
+        let values = kv.values(l, 0, pos + 1); // [pos+1][kv_dim]
+        for h in 0..c.n_heads {
+            let kvh = h / c.group_size();
+            let qh = &q[h * hd..(h + 1) * hd];
+            // scores: [pos+1]
+            let mut scores: Vec<f32> = (0..=pos)
+                .map(|p| {
+                    let kp = &keys[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
+                    qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() / (hd as f32).sqrt()
+                })
+                .collect();
+            softmax(&mut scores);
+            let out = &mut att[h * hd..(h + 1) * hd];
+            out.fill(0.0);
+            for (p, s) in scores.iter().enumerate() {
+                let vp = &values[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
+                for d in 0..hd {
+                    out[d] += s * vp[d];
+                }
+            }
+        }
+        matvec(&w.wo, &att, &mut o);
+        for i in 0..dim {
+            x[i] += o[i];
+        }
+
+        // feed-forward: down(silu(gate(x)) * up(x))
+        rmsnorm(&mut xb, &x, &w.ffn_norm, c.norm_eps);
+        matvec(&w.w_gate, &xb, &mut gate);
+        matvec(&w.w_up, &xb, &mut up);
+        for i in 0..c.ffn_dim {
+            let g = gate[i];
+            gate[i] = g / (1.0 + (-g).exp()) * up[i];
+        }
+        matvec(&w.w_down, &gate, &mut o);
+        for i in 0..dim {
+            x[i] += o[i];
+        }
+    }
+    kv.set_len(pos + 1);
+
+    rmsnorm(&mut xb, &x, &m.output_norm, c.norm_eps);
+    let mut logits = vec![0.0f32; c.n_vocab]; // [n_vocab]
+    matvec(&m.output, &xb, &mut logits);
+    Ok(logits)
+}

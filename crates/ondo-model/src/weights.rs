@@ -1,0 +1,156 @@
+//! `QWeight`: a 2-D weight matrix in any supported dtype, either borrowed from the mapped
+//! model file or owned (tests, merged or converted weights). The model sees only this type.
+
+use std::sync::Arc;
+
+use ondo_formats::{GgufFile, TensorInfo};
+use ondo_kernels::DType;
+
+use crate::ModelError;
+
+#[derive(Clone)]
+enum Storage {
+    /// Tensor `index` of the mapped file.
+    Mapped {
+        file: Arc<GgufFile>,
+        index: usize,
+    },
+    Owned(Arc<Vec<u8>>),
+}
+
+/// A row-major matrix: `rows` rows of `cols` elements, each row `dtype.row_bytes(cols)` bytes.
+#[derive(Clone)]
+pub struct QWeight {
+    pub dtype: DType,
+    pub rows: usize,
+    pub cols: usize,
+    storage: Storage,
+}
+
+impl QWeight {
+    /// Wraps owned bytes; the length must match the shape.
+    pub fn from_bytes(
+        dtype: DType,
+        rows: usize,
+        cols: usize,
+        bytes: Vec<u8>,
+    ) -> Result<Self, ModelError> {
+        let expected = dtype
+            .row_bytes(cols)
+            .and_then(|r| r.checked_mul(rows))
+            .ok_or_else(|| {
+                ModelError::BadHyperparameter(format!(
+                    "{rows}x{cols} {} is too large",
+                    dtype.name()
+                ))
+            })?;
+        if bytes.len() != expected {
+            return Err(ModelError::BadHyperparameter(format!(
+                "{rows}x{cols} {} needs {expected} bytes, got {}",
+                dtype.name(),
+                bytes.len()
+            )));
+        }
+        Ok(QWeight {
+            dtype,
+            rows,
+            cols,
+            storage: Storage::Owned(Arc::new(bytes)),
+        })
+    }
+
+    /// An f32 matrix from values.
+    pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Result<Self, ModelError> {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Self::from_bytes(DType::F32, rows, cols, bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match &self.storage {
+            Storage::Mapped { file, index } => file.tensor_data(&file.tensors()[*index]),
+            Storage::Owned(b) => b,
+        }
+    }
+
+    pub fn row_bytes(&self) -> usize {
+        self.bytes().len() / self.rows.max(1)
+    }
+
+    /// Row `r` dequantized into `out` (`cols` floats).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        ondo_kernels::dequantize_row(self.dtype, &self.bytes()[r * rb..(r + 1) * rb], out);
+    }
+
+    /// All of it as f32 (for small tensors such as norms).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.rows * self.cols];
+        if self.cols > 0 {
+            ondo_kernels::dequantize_row(self.dtype, self.bytes(), &mut out);
+        }
+        out
+    }
+}
+
+/// Looks tensors up by name and checks dtype support and shape before anything uses them.
+pub(crate) struct TensorLoader<'a> {
+    pub file: &'a Arc<GgufFile>,
+}
+
+impl TensorLoader<'_> {
+    fn find(&self, name: &str) -> Option<(usize, &TensorInfo)> {
+        self.file
+            .tensors()
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.name == name)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.file.tensor(name).is_some()
+    }
+
+    /// A matrix with ggml dims [cols, rows] (ggml lists the contiguous dimension first).
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QWeight, ModelError> {
+        let (index, t) = self
+            .find(name)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        let expected = vec![cols as u64, rows as u64];
+        let dims_match = t.dims == expected || (rows == 1 && t.dims == [cols as u64]);
+        if !dims_match {
+            return Err(ModelError::BadShape {
+                name: name.to_string(),
+                expected,
+                found: t.dims.clone(),
+            });
+        }
+        let dtype =
+            DType::from_ggml_id(t.ggml_type.0).ok_or_else(|| ModelError::UnsupportedType {
+                name: name.to_string(),
+                type_name: t
+                    .ggml_type
+                    .name()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("#{}", t.ggml_type.0)),
+                supported: DType::ALL
+                    .iter()
+                    .map(|d| d.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok(QWeight {
+            dtype,
+            rows,
+            cols,
+            storage: Storage::Mapped {
+                file: Arc::clone(self.file),
+                index,
+            },
+        })
+    }
+
+    /// A 1-D tensor of `n` values, converted to f32.
+    pub fn vector(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        Ok(self.matrix(name, 1, n)?.to_f32())
+    }
+}

@@ -1,0 +1,165 @@
+//! The fast batched forward pass agrees with the scalar reference, on a small random model
+//! written with the GGUF writer (several quant types) and on the real default model when cached.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ondo_formats::{GgmlType, GgufFile, GgufWriter, Value};
+use ondo_kernels::DType;
+use ondo_model::{load_model, reference, LlamaModel, Logits};
+
+struct Xorshift(u64);
+impl Xorshift {
+    fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// A random Llama with dim 256 (so K-quants fit), 2 layers, GQA 4/2, vocab 300.
+fn tiny_model(types: &[DType]) -> Arc<GgufFile> {
+    let (dim, ffn, vocab, layers) = (256usize, 512usize, 300usize, 2usize);
+    let mut rng = Xorshift(0x1234_5678_9abc_def1);
+    let mut w = GgufWriter::new();
+    w.add_kv("general.architecture", Value::Str("llama".into()));
+    w.add_kv("llama.embedding_length", Value::U32(dim as u32));
+    w.add_kv("llama.block_count", Value::U32(layers as u32));
+    w.add_kv("llama.feed_forward_length", Value::U32(ffn as u32));
+    w.add_kv("llama.attention.head_count", Value::U32(4));
+    w.add_kv("llama.attention.head_count_kv", Value::U32(2));
+    w.add_kv("llama.context_length", Value::U32(128));
+    w.add_kv("llama.rope.freq_base", Value::F32(10000.0));
+    w.add_kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5));
+    let mut ti = 0usize;
+    let mut tensor =
+        |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, dtype: DType, scale: f32| {
+            let vals: Vec<f32> = (0..rows * cols).map(|_| rng.next_f32() * scale).collect();
+            let mut bytes = vec![0u8; dtype.row_bytes(cols).unwrap() * rows];
+            let rb = dtype.row_bytes(cols).unwrap();
+            for r in 0..rows {
+                ondo_kernels::quantize_row(
+                    dtype,
+                    &vals[r * cols..(r + 1) * cols],
+                    &mut bytes[r * rb..(r + 1) * rb],
+                )
+                .unwrap();
+            }
+            let dims: Vec<u64> = if rows == 1 {
+                vec![cols as u64]
+            } else {
+                vec![cols as u64, rows as u64]
+            };
+            w.add_tensor(name, &dims, GgmlType(dtype.ggml_id()), bytes);
+        };
+    let mut pick = || {
+        ti += 1;
+        types[ti % types.len()]
+    };
+    tensor(&mut w, "token_embd.weight", vocab, dim, pick(), 1.0);
+    for l in 0..layers {
+        let n = |s: &str| format!("blk.{l}.{s}.weight");
+        tensor(&mut w, &n("attn_norm"), 1, dim, DType::F32, 1.0);
+        tensor(&mut w, &n("ffn_norm"), 1, dim, DType::F32, 1.0);
+        tensor(&mut w, &n("attn_q"), dim, dim, pick(), 0.2);
+        tensor(&mut w, &n("attn_k"), 128, dim, pick(), 0.2);
+        tensor(&mut w, &n("attn_v"), 128, dim, pick(), 0.2);
+        tensor(&mut w, &n("attn_output"), dim, dim, pick(), 0.1);
+        tensor(&mut w, &n("ffn_gate"), ffn, dim, pick(), 0.1);
+        tensor(&mut w, &n("ffn_up"), ffn, dim, pick(), 0.1);
+        tensor(&mut w, &n("ffn_down"), dim, ffn, pick(), 0.1);
+    }
+    tensor(&mut w, "output_norm.weight", 1, dim, DType::F32, 1.0);
+    tensor(&mut w, "output.weight", vocab, dim, pick(), 0.2);
+    Arc::new(GgufFile::from_bytes(w.to_bytes()).expect("tiny model parses"))
+}
+
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+/// Batched forward over `tokens` vs the reference fed token by token: every position's logits.
+fn check_against_reference(model: &LlamaModel, tokens: &[u32], tol: f32) {
+    let n_vocab = model.config.n_vocab;
+    let mut kv_fast = model.new_cache(tokens.len() + 1).unwrap();
+    let fast = model.forward(tokens, &mut kv_fast, Logits::All).unwrap();
+    let mut kv_ref = model.new_cache(tokens.len() + 1).unwrap();
+    for (p, &t) in tokens.iter().enumerate() {
+        let reference = reference::forward_token(model, t, &mut kv_ref).unwrap();
+        let d = max_rel_diff(&fast[p * n_vocab..(p + 1) * n_vocab], &reference);
+        assert!(
+            d < tol,
+            "position {p}: fast vs reference differ by {d} (relative to max |logit|)"
+        );
+    }
+    // Decoding one more token on top of the batched prefix agrees too.
+    let last = model.forward(&[7], &mut kv_fast, Logits::Last).unwrap();
+    let reference = reference::forward_token(model, 7, &mut kv_ref).unwrap();
+    assert!(max_rel_diff(&last, &reference) < tol);
+}
+
+#[test]
+fn tiny_model_fast_matches_reference_for_every_type() {
+    let all = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q5_0,
+        DType::Q5_1,
+    ];
+    let file = tiny_model(&all);
+    let model = load_model(&file).unwrap();
+    check_against_reference(&model, &[1, 5, 99, 250, 3, 3, 17, 42, 299, 0], 1e-4);
+}
+
+#[test]
+fn tokens_outside_the_vocabulary_and_a_full_context_are_errors() {
+    let file = tiny_model(&[DType::Q8_0]);
+    let model = load_model(&file).unwrap();
+    let mut kv = model.new_cache(4).unwrap();
+    assert!(model.forward(&[300], &mut kv, Logits::Last).is_err());
+    assert!(model.forward(&[u32::MAX], &mut kv, Logits::Last).is_err());
+    assert_eq!(kv.len(), 0);
+    assert!(model
+        .forward(&[1, 2, 3, 4, 5], &mut kv, Logits::Last)
+        .is_err());
+    model.forward(&[1, 2, 3, 4], &mut kv, Logits::Last).unwrap();
+    assert!(model.forward(&[1], &mut kv, Logits::Last).is_err());
+}
+
+fn cached_model() -> Option<PathBuf> {
+    let home = std::env::var_os("ONDO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ondo")
+        });
+    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("ONDO_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!("{} is missing (run `ondo pull`)", p.display());
+    }
+    eprintln!("note: {} missing, skipped", p.display());
+    None
+}
+
+#[test]
+fn smollm2_fast_matches_reference() {
+    let Some(path) = cached_model() else { return };
+    let file = Arc::new(GgufFile::open(&path).unwrap());
+    let model = load_model(&file).unwrap();
+    assert_eq!(model.config.n_layers, 30);
+    assert_eq!(model.config.dim, 576);
+    assert_eq!((model.config.n_heads, model.config.n_kv_heads), (9, 3));
+    // "The capital of France is" in SmolLM2's vocabulary, as ids (any ids work here).
+    check_against_reference(&model, &[504, 3575, 282, 4649, 314], 2e-3);
+}

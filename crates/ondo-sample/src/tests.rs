@@ -1,0 +1,146 @@
+//! Unit tests for the sampler chain.
+
+use super::*;
+
+fn cfg(temperature: f32) -> SamplerConfig {
+    SamplerConfig {
+        temperature,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        ..SamplerConfig::default()
+    }
+}
+
+#[test]
+fn greedy_picks_the_argmax() {
+    let mut s = Sampler::new(SamplerConfig::greedy()).unwrap();
+    assert_eq!(s.sample(&mut [0.1, 3.0, -1.0, 2.9]), 1);
+}
+
+#[test]
+fn argmax_ignores_nan_and_prefers_lowest_index() {
+    assert_eq!(argmax(&[f32::NAN, 1.0, 1.0]), 1);
+    assert_eq!(argmax(&[]), 0);
+}
+
+#[test]
+fn same_seed_same_tokens_and_other_seed_differs() {
+    let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 11) as f32 * 0.1).collect();
+    let run = |seed| {
+        let mut s = Sampler::new(SamplerConfig { seed, ..cfg(1.0) }).unwrap();
+        (0..50)
+            .map(|_| s.sample(&mut logits.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn top_k_one_is_greedy() {
+    let mut s = Sampler::new(SamplerConfig {
+        top_k: 1,
+        ..cfg(5.0)
+    })
+    .unwrap();
+    for _ in 0..20 {
+        assert_eq!(s.sample(&mut [0.0, 0.5, 0.4]), 1);
+    }
+}
+
+#[test]
+fn top_p_cuts_the_tail() {
+    // probabilities ~ [0.89, 0.11, ~0]: top_p 0.5 keeps only the first.
+    let mut s = Sampler::new(SamplerConfig {
+        top_p: 0.5,
+        ..cfg(1.0)
+    })
+    .unwrap();
+    for _ in 0..50 {
+        assert_eq!(s.sample(&mut [4.0, 2.0, -10.0]), 0);
+    }
+}
+
+#[test]
+fn min_p_cuts_unlikely_tokens() {
+    let mut s = Sampler::new(SamplerConfig {
+        min_p: 0.5,
+        ..cfg(1.0)
+    })
+    .unwrap();
+    for _ in 0..50 {
+        let id = s.sample(&mut [3.0, 3.0, 0.0, -1.0]);
+        assert!(id < 2, "{id}");
+    }
+}
+
+#[test]
+fn distribution_follows_the_softmax() {
+    let mut s = Sampler::new(cfg(1.0)).unwrap();
+    let mut hits = [0u32; 2];
+    let n = 20_000;
+    for _ in 0..n {
+        hits[s.sample(&mut [0.0, (3.0f32).ln()]) as usize] += 1;
+    }
+    let share = hits[1] as f32 / n as f32;
+    assert!((share - 0.75).abs() < 0.02, "share {share}");
+}
+
+#[test]
+fn repetition_penalty_demotes_seen_tokens() {
+    let mut s = Sampler::new(SamplerConfig {
+        repeat_penalty: 2.0,
+        ..SamplerConfig::greedy()
+    })
+    .unwrap();
+    s.accept(0);
+    assert_eq!(s.sample(&mut [2.0, 1.5]), 1);
+}
+
+#[test]
+fn frequency_and_presence_penalties_subtract() {
+    let mut s = Sampler::new(SamplerConfig {
+        frequency_penalty: 0.5,
+        presence_penalty: 0.25,
+        ..SamplerConfig::greedy()
+    })
+    .unwrap();
+    s.accept(0);
+    s.accept(0);
+    let mut logits = [2.0, 0.0];
+    s.sample(&mut logits);
+    assert!((logits[0] - (2.0 - 1.0 - 0.25)).abs() < 1e-6);
+}
+
+#[test]
+fn invalid_settings_are_rejected() {
+    for bad in [
+        SamplerConfig {
+            temperature: -1.0,
+            ..cfg(1.0)
+        },
+        SamplerConfig {
+            temperature: f32::NAN,
+            ..cfg(1.0)
+        },
+        SamplerConfig {
+            top_p: 0.0,
+            ..cfg(1.0)
+        },
+        SamplerConfig {
+            top_p: 2.0,
+            ..cfg(1.0)
+        },
+        SamplerConfig {
+            min_p: -0.1,
+            ..cfg(1.0)
+        },
+        SamplerConfig {
+            repeat_penalty: 0.0,
+            ..cfg(1.0)
+        },
+    ] {
+        assert!(Sampler::new(bad).is_err());
+    }
+}

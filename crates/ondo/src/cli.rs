@@ -1,0 +1,149 @@
+//! Command-line arguments (clap derive). Defaults follow llama.cpp's where both have a flag.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ondo",
+    version,
+    about = "Run Llama-family language models on your own device",
+    long_about = "Run Llama-family language models (GGUF) on the CPU.\n\nThe default model is SmolLM2-135M-Instruct (Q4_1); it is fetched into $ONDO_HOME (default ~/.cache/ondo) the first time it is needed.\n\nExamples:\n  ondo run --chat -p \"What is the capital of France?\"\n  ondo chat\n  ondo tokenize -p \"Hello world\"\n  ondo perplexity -m model.gguf -f text.txt -c 512"
+)]
+pub struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(short = 't', long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate a continuation of a prompt (streams to stdout).
+    Run(RunArgs),
+    /// Interactive multi-turn chat in the terminal.
+    Chat(ChatArgs),
+    /// Print the token ids of a text.
+    Tokenize(TokenizeArgs),
+    /// Perplexity of a text file, in non-overlapping chunks of CTX tokens.
+    Perplexity(PerplexityArgs),
+    /// Describe a model file: architecture, sizes, quant types, tokenizer, template.
+    Info(InfoArgs),
+    /// Fetch the default model into the cache (no-op when present).
+    Pull,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArg {
+    /// A GGUF file, or the name of a known model (default: smollm2, fetched if missing).
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// Maximum tokens to generate.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 256)]
+    pub n_predict: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Top-p (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p (0 = off).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Presence penalty (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    /// Frequency penalty (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// Tokens the penalties look back over.
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// RNG seed (default: random); the same seed reproduces a run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Context size in tokens (default: 4096, at most the model's).
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// The prompt.
+    #[arg(short = 'p', long)]
+    pub prompt: String,
+    /// Wrap the prompt in the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// System message (with --chat).
+    #[arg(short = 's', long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// System message.
+    #[arg(short = 's', long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Text to tokenize.
+    #[arg(
+        short = 'p',
+        long,
+        conflicts_with = "file",
+        required_unless_present = "file"
+    )]
+    pub prompt: Option<String>,
+    /// File to tokenize.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Print a JSON array of ids.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Text file to score.
+    #[arg(short = 'f', long)]
+    pub file: PathBuf,
+    /// Chunk size in tokens.
+    #[arg(short = 'c', long = "ctx", default_value_t = 512)]
+    pub ctx: usize,
+    /// Print {"ppl":…,"tokens_scored":…}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// A GGUF file or a known model name.
+    pub model: String,
+}

@@ -1,0 +1,79 @@
+//! One module per subcommand; `dispatch` sets up threads and routes.
+
+mod chat;
+mod info;
+mod perplexity;
+mod run;
+mod tokenize;
+
+use anyhow::{Context, Result};
+use ondo_sample::{Sampler, SamplerConfig};
+
+use crate::cli::{Cli, Command, SampleArgs};
+use crate::store;
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        if n == 0 || n > 1024 {
+            anyhow::bail!("--threads must be between 1 and 1024, got {n}");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("cannot start the thread pool")?;
+    }
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Chat(a) => chat::chat(a),
+        Command::Tokenize(a) => tokenize::tokenize(a),
+        Command::Perplexity(a) => perplexity::perplexity(a),
+        Command::Info(a) => info::info(a),
+        Command::Pull => {
+            let path = store::resolve_model(None)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+    }
+}
+
+/// The sampler the flags describe.
+pub fn sampler_from(a: &SampleArgs) -> Result<Sampler> {
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let cfg = SamplerConfig {
+        temperature: a.temp,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repeat_penalty: a.repeat_penalty,
+        presence_penalty: a.presence_penalty,
+        frequency_penalty: a.frequency_penalty,
+        penalty_last_n: a.repeat_last_n,
+        seed,
+    };
+    Sampler::new(cfg).map_err(|e| anyhow::anyhow!("invalid sampling setting: {e}"))
+}
+
+/// Context size: the flag, else 4096, never above what the model was trained for.
+pub fn context_size(a: &SampleArgs, model_ctx: usize) -> Result<usize> {
+    let ctx = a.ctx.unwrap_or(4096.min(model_ctx));
+    if ctx < 8 || ctx > model_ctx.max(8) {
+        anyhow::bail!(
+            "--ctx must be between 8 and the model's context length {model_ctx}, got {ctx}"
+        );
+    }
+    Ok(ctx)
+}
+
+/// Writes a piece of generated text to stdout at once.
+pub fn emit_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
