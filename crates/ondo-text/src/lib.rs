@@ -13,6 +13,7 @@ mod bpe;
 mod detok;
 mod pretok;
 mod pyjson;
+mod special;
 mod spm;
 mod template;
 mod unicode;

@@ -329,10 +329,19 @@ impl PreTokenizer {
         let cpts: Vec<char> = text.chars().collect();
         let mut lens = vec![cpts.len()];
         let mut collapsed: Option<Vec<char>> = None;
+        let mut cpt_flags: Option<Vec<u8>> = None;
         for stage in &self.stages {
             lens = match stage {
-                Stage::Gpt2 => split_custom(&cpts, &lens, gpt2_step),
-                Stage::Llama3 => split_custom(&cpts, &lens, llama3_step),
+                Stage::Gpt2 | Stage::Llama3 => {
+                    let f =
+                        cpt_flags.get_or_insert_with(|| cpts.iter().map(|&c| flags(c)).collect());
+                    let step = if matches!(stage, Stage::Gpt2) {
+                        gpt2_step
+                    } else {
+                        llama3_step
+                    };
+                    split_custom(&cpts, f, &lens, step)
+                }
                 Stage::Regex {
                     re,
                     collapsed: true,
@@ -411,12 +420,18 @@ fn split_regex(re: &Regex, chars: &[char], lens: &[usize]) -> Vec<usize> {
 
 /// Shared driver for the hand-written splitters: `step` consumes one pre-token
 /// starting at `pos` within `[ini, end)` and returns its end.
-fn split_custom(cpts: &[char], lens: &[usize], step: fn(&Cursor, usize) -> usize) -> Vec<usize> {
+fn split_custom(
+    cpts: &[char],
+    cpt_flags: &[u8],
+    lens: &[usize],
+    step: fn(&Cursor, usize) -> usize,
+) -> Vec<usize> {
     let mut out = Vec::with_capacity(lens.len());
     let mut start = 0;
     for &len in lens {
         let cur = Cursor {
             cpts,
+            cpt_flags,
             ini: start,
             end: start + len,
         };
@@ -434,6 +449,7 @@ fn split_custom(cpts: &[char], lens: &[usize], step: fn(&Cursor, usize) -> usize
 
 struct Cursor<'a> {
     cpts: &'a [char],
+    cpt_flags: &'a [u8],
     ini: usize,
     end: usize,
 }
@@ -443,7 +459,11 @@ impl Cursor<'_> {
         (self.ini <= pos && pos < self.end).then(|| self.cpts[pos])
     }
     fn flags(&self, pos: usize) -> u8 {
-        self.cpt(pos).map_or(0, flags)
+        if self.ini <= pos && pos < self.end {
+            self.cpt_flags[pos]
+        } else {
+            0
+        }
     }
     fn is(&self, pos: usize, c: char) -> bool {
         self.cpt(pos) == Some(c)

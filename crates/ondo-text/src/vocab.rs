@@ -4,6 +4,9 @@
 
 use crate::bpe::{merge_word, Merges};
 use crate::pretok::PreTokenizer;
+use crate::special::{
+    attr_from_type, detect_special, A_BYTE, A_CONTROL, A_NORMAL, A_UNKNOWN, A_USER_DEFINED,
+};
 use crate::spm::{self, SpmVocab};
 use crate::unicode::{byte_decode, byte_encode};
 use crate::TextError;
@@ -89,104 +92,6 @@ impl VocabConfig {
         }
     }
 }
-
-// llama.cpp's token attributes.
-const A_UNKNOWN: u16 = 1 << 0;
-const A_UNUSED: u16 = 1 << 1;
-const A_NORMAL: u16 = 1 << 2;
-const A_CONTROL: u16 = 1 << 3;
-const A_USER_DEFINED: u16 = 1 << 4;
-const A_BYTE: u16 = 1 << 5;
-
-fn attr_from_type(t: i32) -> u16 {
-    match t {
-        1 => A_NORMAL,
-        2 => A_UNKNOWN,
-        3 => A_CONTROL,
-        4 => A_USER_DEFINED,
-        5 => A_UNUSED,
-        6 => A_BYTE,
-        _ => 0,
-    }
-}
-
-const EOT_TEXTS: &[&str] = &[
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-    "<EOT>",
-    "_<EOT>",
-    "[EOT]",
-    "<｜end▁of▁sentence｜>",
-    "<end_of_utterance>",
-];
-const EOM_TEXTS: &[&str] = &["<|eom_id|>"];
-const FIM_PRE: &[&str] = &[
-    "<|fim_prefix|>",
-    "<fim-prefix>",
-    "<fim_prefix>",
-    "<｜fim▁begin｜>",
-    "<PRE>",
-    "▁<PRE>",
-    "<|code_prefix|>",
-    "<|prefix|>",
-];
-const FIM_SUF: &[&str] = &[
-    "<|fim_suffix|>",
-    "<fim-suffix>",
-    "<fim_suffix>",
-    "<｜fim▁hole｜>",
-    "<SUF>",
-    "▁<SUF>",
-    "<|code_suffix|>",
-    "<|suffix|>",
-];
-const FIM_MID: &[&str] = &[
-    "<|fim_middle|>",
-    "<fim-middle>",
-    "<fim_middle>",
-    "<｜fim▁end｜>",
-    "<MID>",
-    "▁<MID>",
-    "<|code_middle|>",
-    "<|middle|>",
-];
-const FIM_PAD: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP: &[&str] = &[
-    "<|fim_repo|>",
-    "<|repo_name|>",
-    "<fim-repo>",
-    "<REPO>",
-    "<reponame>",
-];
-const FIM_SEP: &[&str] = &["<|file_sep|>"];
-const EOG_TEXTS: &[&str] = &[
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<|return|>",
-    "<|call|>",
-    "<|flush|>",
-    "<|calls|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "</s>",
-    "<|eom_id|>",
-    "<EOT>",
-    "_<EOT>",
-    "[EOT]",
-    "[EOS]",
-    "<|end_of_text|>",
-    "<end_of_utterance>",
-    "<eos>",
-    "<turn|>",
-    "<|tool_response>",
-    "<｜end▁of▁sentence｜>",
-    "[e~[",
-];
 
 /// A tokenizer reproducing llama.cpp's ids for one GGUF vocabulary.
 #[derive(Debug)]
@@ -292,8 +197,8 @@ impl Tokenizer {
         let bos = check("BOS", cfg.bos_id.or_else(|| default(1)))?;
         let eos = check("EOS", cfg.eos_id.or_else(|| default(2)))?;
         let unk = check("UNK", cfg.unk_id.or_else(|| default(0)))?;
-        let mut eot = check("EOT", cfg.eot_id)?;
-        let mut eom = check("EOM", cfg.eom_id)?;
+        let eot = check("EOT", cfg.eot_id)?;
+        let eom = check("EOM", cfg.eom_id)?;
         let pad = check("PAD", cfg.pad_id)?;
 
         let (pretok, ignore_merges, default_add_bos, merges) = match cfg.kind {
@@ -326,70 +231,7 @@ impl Tokenizer {
             return bad("add_eos_token is true, but eos_token_id is not set".into());
         }
 
-        // Special tokens found by their text, as llama.cpp does; such tokens become
-        // control tokens even when their type says otherwise.
-        let find = |list: &[&str]| {
-            (0..n)
-                .find(|&i| list.contains(&tokens[i].as_str()))
-                .map(|i| i as u32)
-        };
-        let force_control = |id: Option<u32>, attrs: &mut Vec<u16>| {
-            if let Some(id) = id {
-                attrs[id as usize] |= A_CONTROL;
-            }
-        };
-        if eot.is_none() {
-            eot = find(EOT_TEXTS);
-            force_control(eot, &mut attrs);
-        }
-        if eom.is_none() {
-            eom = find(EOM_TEXTS);
-            force_control(eom, &mut attrs);
-        }
-        let mut fims = [None; 6];
-        for (slot, list) in fims
-            .iter_mut()
-            .zip([FIM_PRE, FIM_SUF, FIM_MID, FIM_PAD, FIM_REP, FIM_SEP])
-        {
-            *slot = find(list);
-            force_control(*slot, &mut attrs);
-        }
-        for (a, t) in attrs.iter_mut().zip(&tokens) {
-            if *a & A_CONTROL != 0 && t.contains("unused") {
-                *a |= A_UNUSED;
-            }
-        }
-        let mut eog: BTreeSet<u32> = fims[3..].iter().flatten().copied().collect();
-        for (i, t) in tokens.iter().enumerate() {
-            if EOG_TEXTS.contains(&t.as_str()) {
-                eog.insert(i as u32);
-                attrs[i] |= A_CONTROL;
-            }
-            if matches!(
-                t.as_str(),
-                "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>"
-            ) {
-                attrs[i] = A_USER_DEFINED;
-            }
-        }
-        eog.extend([eos, eot, eom].into_iter().flatten());
-        let has =
-            |eog: &BTreeSet<u32>, t: &str| eog.iter().find(|&&i| tokens[i as usize] == t).copied();
-        // gpt-oss / solar-open: "<|end|>" ends a message, not the generation.
-        if let Some(end) = has(&eog, "<|end|>") {
-            let call = has(&eog, "<|call|>").or(has(&eog, "<|calls|>")).is_some();
-            if call && (has(&eog, "<|return|>").is_some() || has(&eog, "<|flush|>").is_some()) {
-                eog.remove(&end);
-                attrs[end as usize] = A_USER_DEFINED;
-            }
-        }
-        // gemma4 / paddleocr: "</s>" is not an end-of-generation token there.
-        if has(&eog, "<|tool_response>").is_some() {
-            if let Some(s) = has(&eog, "</s>") {
-                eog.remove(&s);
-                attrs[s as usize] = A_NORMAL;
-            }
-        }
+        let (eot, eom, eog) = detect_special(&tokens, &mut attrs, eos, eot, eom);
 
         let mut special_cache: Vec<u32> = (0..n as u32)
             .filter(|&i| attrs[i as usize] & (A_CONTROL | A_USER_DEFINED | A_UNKNOWN) != 0)
@@ -466,6 +308,11 @@ impl Tokenizer {
     /// Number of tokens in the vocabulary.
     pub fn n_vocab(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// Number of BPE merge rules in use (0 for SentencePiece).
+    pub fn n_merges(&self) -> usize {
+        self.merges.len()
     }
 
     /// Tokenize plain text: text that looks like a control token (`"<|im_start|>"`) is

@@ -11,15 +11,22 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The SmolLM2 model, if present on this machine.
+/// The SmolLM2 model in ondo's cache (`$ONDO_HOME/models`, default `~/.cache/ondo/models`).
+/// Absent, tests skip with a note, unless ONDO_REQUIRE_MODEL=1 (scripts/test.sh, CI): then
+/// absence is a failure, so a missing model can never pass as green.
 pub fn smollm2_path() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Ok(home) = std::env::var("HOME") {
-        candidates
-            .push(Path::new(&home).join(".cache/ondo/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    let home = match std::env::var_os("ONDO_HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ondo"),
+    };
+    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.is_file() {
+        return Some(p);
     }
-    candidates.push(workspace().join("tests/fixtures/reference/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    candidates.into_iter().find(|p| p.is_file())
+    if std::env::var("ONDO_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!("{} is missing (run `ondo pull`)", p.display());
+    }
+    None
 }
 
 /// A llama.cpp vocab-only GGUF (`ggml-vocab-NAME.gguf`), looked up in
@@ -60,6 +67,13 @@ pub fn corpus() -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<String>(l).expect("corpus line is a JSON string"))
         .collect()
+}
+
+/// `tokenizer.ggml.model` of a GGUF file.
+pub fn gguf_model(path: &Path) -> String {
+    let f = GgufFile::open(path).expect("open gguf");
+    let m = f.metadata().get_str("tokenizer.ggml.model").unwrap();
+    m.unwrap_or_default().to_string()
 }
 
 /// Read the vocabulary metadata of a GGUF file; also returns its chat template.

@@ -85,7 +85,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             stats.report();
         }
         in_cache = ids;
-        in_cache.extend_from_slice(&generated[..generated.len().saturating_sub(1)]);
+        in_cache.extend_from_slice(&generated);
         in_cache.truncate(kv.len());
         messages.push(ChatMessage::new("assistant", &reply));
     }
