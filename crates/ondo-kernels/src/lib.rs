@@ -6,17 +6,20 @@
 //! * [`dequantize_row`], [`dot_row`], [`matvec`]: fast paths (AVX2/FMA/F16C on x86_64,
 //!   chosen at run time) with a plain scalar twin in [`reference`].
 //! * [`quantize_row`]: llama.cpp's reference quantizers (`quantize_row_*_ref`).
+//! * [`round_activations`]: activations rounded as llama.cpp rounds them for each weight type.
 //! * [`ops`]: the f32 building blocks the model needs (rmsnorm, softmax, silu, dot, axpy).
 //!
 //! SIMD selection happens once per process; [`simd_level`] reports it, and setting the
 //! environment variable `ONDO_NO_SIMD` (any value) before the first kernel call forces the
 //! portable path (useful for debugging and for testing that path on x86 machines).
 
+mod actq;
 mod dtype;
 mod error;
 pub mod ops;
 pub mod quant;
 
+pub use actq::{act_rounding, round_activations, ActRounding};
 pub use dtype::DType;
 pub use error::KernelError;
 pub use ops::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};

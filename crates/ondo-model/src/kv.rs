@@ -101,3 +101,10 @@ impl KvCache {
         (&mut self.k[r.clone()], &mut self.v[r])
     }
 }
+
+/// dst = src rounded to f16 precision (the cache keeps f32 storage with f16 values).
+pub(crate) fn to_f16_precision(dst: &mut [f32], src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(s));
+    }
+}

@@ -11,6 +11,7 @@ use ondo_formats::GgufFile;
 use ondo_kernels::{rmsnorm, silu, softmax_inplace};
 use rayon::prelude::*;
 
+use crate::kv::to_f16_precision;
 use crate::matmul::matmul;
 use crate::rope::Rope;
 use crate::weights::TensorLoader;
@@ -165,9 +166,13 @@ impl LlamaModel {
                 self.rope
                     .apply(&mut k[i * kv_dim..(i + 1) * kv_dim], start + i);
             }
+            // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
+            // precision of llama.cpp's default f16 KV cache.
             let (kc, vc) = kv.kv_mut(l, start, n);
-            kc.copy_from_slice(&k);
-            vc.copy_from_slice(&v);
+            to_f16_precision(kc, &k);
+            to_f16_precision(vc, &v);
+            let q16 = q.clone();
+            to_f16_precision(&mut q, &q16);
             let keys = kv.keys(l, 0, start + n);
             let values = kv.values(l, 0, start + n);
             let scale = 1.0 / (hd as f32).sqrt();
@@ -185,6 +190,9 @@ impl LlamaModel {
                     })
                     .collect();
                 softmax_inplace(&mut scores);
+                for s in scores.iter_mut() {
+                    *s = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(*s));
+                }
                 out.fill(0.0);
                 for (p, &s) in scores.iter().enumerate() {
                     ondo_kernels::axpy(

@@ -1,6 +1,8 @@
 //! Batched matrix products against a `QWeight`: `out[b][r] = dot(w[r], x[b])`.
 //!
-//! One token uses the kernels' matvec. Several tokens dequantize each weight row once and dot it
+//! The activations are first rounded as llama.cpp's CPU backend rounds them for the weight's type
+//! (`ondo_kernels::round_activations`), so products agree with llama.cpp's. One token uses the
+//! kernels' matvec. Several tokens dequantize each weight row once and dot it
 //! with every token's activations, so a prompt reads the weights once, not once per token.
 
 use rayon::prelude::*;
@@ -14,6 +16,11 @@ const ROWS_PER_TASK: usize = 16;
 pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
+    let mut xr = vec![0.0f32; x.len()];
+    for (r, xs) in xr.chunks_exact_mut(w.cols).zip(x.chunks_exact(w.cols)) {
+        ondo_kernels::round_activations(w.dtype, xs, r);
+    }
+    let x = &xr[..];
     if n == 1 {
         ondo_kernels::matvec(w.dtype, w.bytes(), w.rows, w.cols, x, out);
         return;

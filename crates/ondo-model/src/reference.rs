@@ -3,11 +3,18 @@
 //! (`LlamaModel::forward`, SIMD kernels, batching) is tested against it.
 
 use ondo_kernels::reference::{dequantize_row, dot_row};
+use ondo_kernels::round_activations;
+
+use crate::kv::to_f16_precision;
 
 use crate::{KvCache, LlamaModel, ModelError, QWeight};
 
-/// out[r] = sum_c w[r][c] * x[c] — w: [rows][cols], x: [cols], out: [rows]
+/// out[r] = sum_c w[r][c] * x[c] — w: [rows][cols], x: [cols], out: [rows].
+/// x is first rounded as llama.cpp rounds activations for w's type (Q8_0/Q8_1/Q8_K/f16).
 fn matvec(w: &QWeight, x: &[f32], out: &mut [f32]) {
+    let mut xr = vec![0.0f32; x.len()];
+    round_activations(w.dtype, x, &mut xr);
+    let x = &xr;
     let rb = w.bytes().len() / w.rows;
     for (r, o) in out.iter_mut().enumerate() {
         *o = dot_row(w.dtype, &w.bytes()[r * rb..(r + 1) * rb], x);
@@ -75,16 +82,22 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
         matvec(&w.wv, &xb, &mut v);
         m.rope.apply(&mut q, pos);
         m.rope.apply(&mut k, pos);
+        // The cache holds f16 values (llama.cpp's default KV type).
         {
             let (kc, vc) = kv.kv_mut(l, pos, 1);
-            kc.copy_from_slice(&k);
-            vc.copy_from_slice(&v);
+            to_f16_precision(kc, &k);
+            to_f16_precision(vc, &v);
         }
+        // llama.cpp dots f16 keys with q converted to f16.
+        let q16: Vec<f32> = q
+            .iter()
+            .map(|&x| ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(x)))
+            .collect();
         let keys = kv.keys(l, 0, pos + 1); // [pos+1][kv_dim]
         let values = kv.values(l, 0, pos + 1); // [pos+1][kv_dim]
         for h in 0..c.n_heads {
             let kvh = h / c.group_size();
-            let qh = &q[h * hd..(h + 1) * hd];
+            let qh = &q16[h * hd..(h + 1) * hd];
             // scores: [pos+1]
             let mut scores: Vec<f32> = (0..=pos)
                 .map(|p| {
@@ -93,6 +106,9 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
                 })
                 .collect();
             softmax(&mut scores);
+            // ... and weights f16 values with probabilities converted to f16.
+            let probs = scores.clone();
+            to_f16_precision(&mut scores, &probs);
             let out = &mut att[h * hd..(h + 1) * hd];
             out.fill(0.0);
             for (p, s) in scores.iter().enumerate() {

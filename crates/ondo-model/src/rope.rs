@@ -16,9 +16,14 @@ pub struct Rope {
 impl Rope {
     pub fn new(cfg: &LlamaConfig) -> Rope {
         let half = cfg.rope_dim / 2;
-        let mut inv_freq: Vec<f32> = (0..half)
-            .map(|i| cfg.rope_base.powf(-2.0 * i as f32 / cfg.rope_dim as f32))
-            .collect();
+        // theta_i = base^(-2i/d) by repeated multiplication in f32, exactly as ggml computes it.
+        let theta_scale = cfg.rope_base.powf(-2.0 / cfg.rope_dim as f32);
+        let mut inv_freq = Vec::with_capacity(half);
+        let mut theta = 1.0f32;
+        for _ in 0..half {
+            inv_freq.push(theta);
+            theta *= theta_scale;
+        }
         let mut pos_scale = 1.0;
         match &cfg.rope_scaling {
             Some(RopeScaling::Linear { factor }) => pos_scale = 1.0 / factor,

@@ -26,7 +26,7 @@ pub fn tokenize(a: TokenizeArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&ids)?);
     } else {
         for id in ids {
-            let piece = String::from_utf8_lossy(&tok.token_piece(id, true)).into_owned();
+            let piece = String::from_utf8_lossy(tok.token_piece(id, true)).into_owned();
             println!("{id:>7} {piece:?}");
         }
     }
