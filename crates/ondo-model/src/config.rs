@@ -5,6 +5,19 @@ use ondo_formats::Metadata;
 
 use crate::ModelError;
 
+/// How closely the forward pass follows llama.cpp's CPU numerics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Numerics {
+    /// Activations rounded to the weight type's `vec_dot_type` (Q8_0/Q8_1/Q8_K/f16) before
+    /// every matrix product, keys, values, queries and attention weights at f16 precision:
+    /// what llama.cpp computes, so results agree with it closely.
+    #[default]
+    LlamaCpp,
+    /// Everything in f32: slightly more accurate, and deterministic enough to compare fast
+    /// paths with the reference tightly.
+    Exact,
+}
+
 /// Llama 3.1-style frequency-dependent RoPE scaling (`rope_freqs` factors), or linear scaling.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {

@@ -1,7 +1,7 @@
 //! The key/value cache of one sequence: per layer, `capacity` positions of `kv_dim` floats.
 //! Owned by the caller (engine, CLI), lent to the model for each forward call.
 
-use crate::{LlamaConfig, ModelError};
+use crate::{LlamaConfig, ModelError, Numerics};
 
 pub struct KvCache {
     n_layers: usize,
@@ -102,9 +102,24 @@ impl KvCache {
     }
 }
 
-/// dst = src rounded to f16 precision (the cache keeps f32 storage with f16 values).
-pub(crate) fn to_f16_precision(dst: &mut [f32], src: &[f32]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(s));
+/// dst = src, rounded to f16 precision under `Numerics::LlamaCpp` (the cache keeps f32 storage
+/// holding f16 values, as llama.cpp's default f16 KV cache would).
+pub(crate) fn store(dst: &mut [f32], src: &[f32], numerics: Numerics) {
+    match numerics {
+        Numerics::Exact => dst.copy_from_slice(src),
+        Numerics::LlamaCpp => {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(s));
+            }
+        }
+    }
+}
+
+/// `x` rounded in place to f16 precision under `Numerics::LlamaCpp`.
+pub(crate) fn round_f16(x: &mut [f32], numerics: Numerics) {
+    if numerics == Numerics::LlamaCpp {
+        for v in x.iter_mut() {
+            *v = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(*v));
+        }
     }
 }

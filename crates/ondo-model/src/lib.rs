@@ -19,7 +19,7 @@ mod registry;
 mod rope;
 mod weights;
 
-pub use config::{LlamaConfig, RopeScaling};
+pub use config::{LlamaConfig, Numerics, RopeScaling};
 pub use error::ModelError;
 pub use kv::KvCache;
 pub use llama::{LayerWeights, LlamaModel, Logits};

@@ -11,11 +11,11 @@ use ondo_formats::GgufFile;
 use ondo_kernels::{rmsnorm, silu, softmax_inplace};
 use rayon::prelude::*;
 
-use crate::kv::to_f16_precision;
+use crate::kv::{round_f16, store};
 use crate::matmul::matmul;
 use crate::rope::Rope;
 use crate::weights::TensorLoader;
-use crate::{KvCache, LlamaConfig, ModelError, QWeight, RopeScaling};
+use crate::{KvCache, LlamaConfig, ModelError, Numerics, QWeight, RopeScaling};
 
 pub struct LayerWeights {
     pub attn_norm: Vec<f32>,
@@ -44,6 +44,7 @@ pub struct LlamaModel {
     pub output_norm: Vec<f32>,
     /// [n_vocab][dim]; the embedding itself when tied.
     pub output: QWeight,
+    pub numerics: Numerics,
     pub(crate) rope: Rope,
 }
 
@@ -107,6 +108,7 @@ impl LlamaModel {
         Ok(LlamaModel {
             output_norm: t.vector("output_norm.weight", dim)?,
             rope: Rope::new(&config),
+            numerics: Numerics::default(),
             config,
             token_embd,
             layers,
@@ -158,9 +160,9 @@ impl LlamaModel {
 
         for (l, w) in self.layers.iter().enumerate() {
             norm_rows(&mut xb, &x, &w.attn_norm, c.norm_eps, dim);
-            matmul(&w.wq, &xb, n, &mut q);
-            matmul(&w.wk, &xb, n, &mut k);
-            matmul(&w.wv, &xb, n, &mut v);
+            matmul(&w.wq, &xb, n, &mut q, self.numerics);
+            matmul(&w.wk, &xb, n, &mut k, self.numerics);
+            matmul(&w.wv, &xb, n, &mut v, self.numerics);
             for i in 0..n {
                 self.rope.apply(&mut q[i * dim..(i + 1) * dim], start + i);
                 self.rope
@@ -169,14 +171,14 @@ impl LlamaModel {
             // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
             // precision of llama.cpp's default f16 KV cache.
             let (kc, vc) = kv.kv_mut(l, start, n);
-            to_f16_precision(kc, &k);
-            to_f16_precision(vc, &v);
-            let q16 = q.clone();
-            to_f16_precision(&mut q, &q16);
+            store(kc, &k, self.numerics);
+            store(vc, &v, self.numerics);
+            round_f16(&mut q, self.numerics);
             let keys = kv.keys(l, 0, start + n);
             let values = kv.values(l, 0, start + n);
             let scale = 1.0 / (hd as f32).sqrt();
             let group = c.group_size();
+            let numerics = self.numerics;
             // One task per (token, head): att[i][h] = softmax(q·K / sqrt(hd)) V over 0..=start+i
             att.par_chunks_mut(hd).enumerate().for_each(|(idx, out)| {
                 let (i, h) = (idx / c.n_heads, idx % c.n_heads);
@@ -190,9 +192,7 @@ impl LlamaModel {
                     })
                     .collect();
                 softmax_inplace(&mut scores);
-                for s in scores.iter_mut() {
-                    *s = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(*s));
-                }
+                round_f16(&mut scores, numerics);
                 out.fill(0.0);
                 for (p, &s) in scores.iter().enumerate() {
                     ondo_kernels::axpy(
@@ -202,16 +202,16 @@ impl LlamaModel {
                     );
                 }
             });
-            matmul(&w.wo, &att, n, &mut proj);
+            matmul(&w.wo, &att, n, &mut proj, self.numerics);
             add_into(&mut x, &proj);
 
             norm_rows(&mut xb, &x, &w.ffn_norm, c.norm_eps, dim);
-            matmul(&w.w_gate, &xb, n, &mut gate);
-            matmul(&w.w_up, &xb, n, &mut up);
+            matmul(&w.w_gate, &xb, n, &mut gate, self.numerics);
+            matmul(&w.w_up, &xb, n, &mut up, self.numerics);
             for (g, u) in gate.iter_mut().zip(&up) {
                 *g = silu(*g) * u;
             }
-            matmul(&w.w_down, &gate, n, &mut proj);
+            matmul(&w.w_down, &gate, n, &mut proj, self.numerics);
             add_into(&mut x, &proj);
         }
         kv.set_len(start + n);
@@ -224,7 +224,7 @@ impl LlamaModel {
         let mut xn = vec![0.0f32; rows.len()];
         norm_rows(&mut xn, rows, &self.output_norm, c.norm_eps, dim);
         let mut logits = vec![0.0f32; m * c.n_vocab];
-        matmul(&self.output, &xn, m, &mut logits);
+        matmul(&self.output, &xn, m, &mut logits, self.numerics);
         Ok(logits)
     }
 }

@@ -7,20 +7,27 @@
 
 use rayon::prelude::*;
 
-use crate::QWeight;
+use crate::{Numerics, QWeight};
 
 /// Rows handed to one rayon task.
 const ROWS_PER_TASK: usize = 16;
 
 /// x: [n][w.cols], out: [n][w.rows].
-pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
+pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    let mut xr = vec![0.0f32; x.len()];
-    for (r, xs) in xr.chunks_exact_mut(w.cols).zip(x.chunks_exact(w.cols)) {
-        ondo_kernels::round_activations(w.dtype, xs, r);
-    }
-    let x = &xr[..];
+    let rounded;
+    let x = match numerics {
+        Numerics::Exact => x,
+        Numerics::LlamaCpp => {
+            let mut xr = vec![0.0f32; x.len()];
+            for (r, xs) in xr.chunks_exact_mut(w.cols).zip(x.chunks_exact(w.cols)) {
+                ondo_kernels::round_activations(w.dtype, xs, r);
+            }
+            rounded = xr;
+            &rounded[..]
+        }
+    };
     if n == 1 {
         ondo_kernels::matvec(w.dtype, w.bytes(), w.rows, w.cols, x, out);
         return;

@@ -5,15 +5,17 @@
 use ondo_kernels::reference::{dequantize_row, dot_row};
 use ondo_kernels::round_activations;
 
-use crate::kv::to_f16_precision;
+use crate::kv::{round_f16, store};
 
-use crate::{KvCache, LlamaModel, ModelError, QWeight};
+use crate::{KvCache, LlamaModel, ModelError, Numerics, QWeight};
 
 /// out[r] = sum_c w[r][c] * x[c] — w: [rows][cols], x: [cols], out: [rows].
-/// x is first rounded as llama.cpp rounds activations for w's type (Q8_0/Q8_1/Q8_K/f16).
-fn matvec(w: &QWeight, x: &[f32], out: &mut [f32]) {
-    let mut xr = vec![0.0f32; x.len()];
-    round_activations(w.dtype, x, &mut xr);
+/// Under `Numerics::LlamaCpp`, x is first rounded as llama.cpp rounds activations for w's type.
+fn matvec(w: &QWeight, x: &[f32], out: &mut [f32], numerics: Numerics) {
+    let mut xr = x.to_vec();
+    if numerics == Numerics::LlamaCpp {
+        round_activations(w.dtype, x, &mut xr);
+    }
     let x = &xr;
     let rb = w.bytes().len() / w.rows;
     for (r, o) in out.iter_mut().enumerate() {
@@ -77,22 +79,20 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
     for (l, w) in m.layers.iter().enumerate() {
         // attention
         rmsnorm(&mut xb, &x, &w.attn_norm, c.norm_eps);
-        matvec(&w.wq, &xb, &mut q);
-        matvec(&w.wk, &xb, &mut k);
-        matvec(&w.wv, &xb, &mut v);
+        matvec(&w.wq, &xb, &mut q, m.numerics);
+        matvec(&w.wk, &xb, &mut k, m.numerics);
+        matvec(&w.wv, &xb, &mut v, m.numerics);
         m.rope.apply(&mut q, pos);
         m.rope.apply(&mut k, pos);
         // The cache holds f16 values (llama.cpp's default KV type).
         {
             let (kc, vc) = kv.kv_mut(l, pos, 1);
-            to_f16_precision(kc, &k);
-            to_f16_precision(vc, &v);
+            store(kc, &k, m.numerics);
+            store(vc, &v, m.numerics);
         }
         // llama.cpp dots f16 keys with q converted to f16.
-        let q16: Vec<f32> = q
-            .iter()
-            .map(|&x| ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(x)))
-            .collect();
+        let mut q16 = q.clone();
+        round_f16(&mut q16, m.numerics);
         let keys = kv.keys(l, 0, pos + 1); // [pos+1][kv_dim]
         let values = kv.values(l, 0, pos + 1); // [pos+1][kv_dim]
         for h in 0..c.n_heads {
@@ -107,8 +107,7 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
                 .collect();
             softmax(&mut scores);
             // ... and weights f16 values with probabilities converted to f16.
-            let probs = scores.clone();
-            to_f16_precision(&mut scores, &probs);
+            round_f16(&mut scores, m.numerics);
             let out = &mut att[h * hd..(h + 1) * hd];
             out.fill(0.0);
             for (p, s) in scores.iter().enumerate() {
@@ -118,20 +117,20 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
                 }
             }
         }
-        matvec(&w.wo, &att, &mut o);
+        matvec(&w.wo, &att, &mut o, m.numerics);
         for i in 0..dim {
             x[i] += o[i];
         }
 
         // feed-forward: down(silu(gate(x)) * up(x))
         rmsnorm(&mut xb, &x, &w.ffn_norm, c.norm_eps);
-        matvec(&w.w_gate, &xb, &mut gate);
-        matvec(&w.w_up, &xb, &mut up);
+        matvec(&w.w_gate, &xb, &mut gate, m.numerics);
+        matvec(&w.w_up, &xb, &mut up, m.numerics);
         for i in 0..c.ffn_dim {
             let g = gate[i];
             gate[i] = g / (1.0 + (-g).exp()) * up[i];
         }
-        matvec(&w.w_down, &gate, &mut o);
+        matvec(&w.w_down, &gate, &mut o, m.numerics);
         for i in 0..dim {
             x[i] += o[i];
         }
@@ -140,6 +139,6 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
 
     rmsnorm(&mut xb, &x, &m.output_norm, c.norm_eps);
     let mut logits = vec![0.0f32; c.n_vocab]; // [n_vocab]
-    matvec(&m.output, &xb, &mut logits);
+    matvec(&m.output, &xb, &mut logits, m.numerics);
     Ok(logits)
 }

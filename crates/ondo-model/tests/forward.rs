@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ondo_formats::{GgmlType, GgufFile, GgufWriter, Value};
 use ondo_kernels::DType;
-use ondo_model::{load_model, reference, LlamaModel, Logits};
+use ondo_model::{load_model, reference, LlamaModel, Logits, Numerics};
 
 struct Xorshift(u64);
 impl Xorshift {
@@ -84,6 +84,11 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Batched forward over `tokens` vs the reference fed token by token: every position's logits.
+///
+/// Under `Numerics::Exact` the two differ only by the order of float additions, so `tol` is
+/// tight. Under `Numerics::LlamaCpp` activations are re-quantized to 8 bits before every
+/// product, which turns tiny differences into whole quantization steps now and then (as in
+/// llama.cpp itself), so the callers pass a looser bound there.
 fn check_against_reference(model: &LlamaModel, tokens: &[u32], tol: f32) {
     let n_vocab = model.config.n_vocab;
     let mut kv_fast = model.new_cache(tokens.len() + 1).unwrap();
@@ -116,8 +121,12 @@ fn tiny_model_fast_matches_reference_for_every_type() {
         DType::Q5_1,
     ];
     let file = tiny_model(&all);
-    let model = load_model(&file).unwrap();
-    check_against_reference(&model, &[1, 5, 99, 250, 3, 3, 17, 42, 299, 0], 1e-4);
+    let mut model = load_model(&file).unwrap();
+    let tokens = [1, 5, 99, 250, 3, 3, 17, 42, 299, 0];
+    model.numerics = Numerics::Exact;
+    check_against_reference(&model, &tokens, 1e-4);
+    model.numerics = Numerics::LlamaCpp;
+    check_against_reference(&model, &tokens, 2e-2);
 }
 
 #[test]
@@ -156,12 +165,16 @@ fn cached_model() -> Option<PathBuf> {
 fn smollm2_fast_matches_reference() {
     let Some(path) = cached_model() else { return };
     let file = Arc::new(GgufFile::open(&path).unwrap());
-    let model = load_model(&file).unwrap();
+    let mut model = load_model(&file).unwrap();
     assert_eq!(model.config.n_layers, 30);
     assert_eq!(model.config.dim, 576);
     assert_eq!((model.config.n_heads, model.config.n_kv_heads), (9, 3));
     // "The capital of France is" in SmolLM2's vocabulary, as ids (any ids work here).
-    check_against_reference(&model, &[504, 3575, 282, 4649, 314], 2e-3);
+    let tokens = [504, 3575, 282, 4649, 314];
+    model.numerics = Numerics::Exact;
+    check_against_reference(&model, &tokens, 1e-4);
+    model.numerics = Numerics::LlamaCpp;
+    check_against_reference(&model, &tokens, 0.1);
 }
 
 #[test]
