@@ -18,13 +18,20 @@ use std::sync::Arc;
 
 use common::*;
 use ondo_formats::GgufFile;
-use ondo_model::{load_model, Logits};
+use ondo_model::{load_model, LlamaModel, Logits};
 use serde_json::Value;
 
 fn fixture_json() -> Value {
     let path = fixture("reference/logits_smollm2.json");
     let text = std::fs::read_to_string(&path).expect("logits_smollm2.json is committed");
     serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// The cached default model, loaded through the library (None: skipped, see `model_path`).
+fn load_default() -> Option<LlamaModel> {
+    let path = model_path()?;
+    let file = Arc::new(GgufFile::open(&path).unwrap());
+    Some(load_model(&file).unwrap())
 }
 
 fn ids_of(v: &Value) -> Vec<u32> {
@@ -94,9 +101,7 @@ fn tokenize_and_perplexity_match_llama_cpp() {
 
 #[test]
 fn teacher_forced_top1_agrees_with_llama_cpp() {
-    let Some(path) = model_path() else { return };
-    let file = Arc::new(GgufFile::open(&path).unwrap());
-    let model = load_model(&file).unwrap();
+    let Some(model) = load_default() else { return };
     let n_vocab = model.config.n_vocab;
     let fx = fixture_json();
     // Up to 6 chunks per language keeps the test short while scoring >= 1,000 tokens each.
@@ -155,9 +160,7 @@ fn teacher_forced_top1_agrees_with_llama_cpp() {
 
 #[test]
 fn first_positions_logits_are_close_to_llama_cpp() {
-    let Some(path) = model_path() else { return };
-    let file = Arc::new(GgufFile::open(&path).unwrap());
-    let model = load_model(&file).unwrap();
+    let Some(model) = load_default() else { return };
     let n_vocab = model.config.n_vocab;
     let fx = fixture_json();
     let ids = ids_of(&fx["chunks"][0]["ids"]);
