@@ -14,9 +14,9 @@ fn bench_matvec_4096() {
     let mut rng = common::Rng::new(99);
     let x = rng.vec(cols, -1.0, 1.0);
     println!(
-        "simd level: {}, rayon threads: {}",
+        "simd level: {}, pool threads: {}",
         simd_level(),
-        rayon::current_num_threads()
+        ondo_kernels::pool::threads()
     );
     for dtype in DType::ALL {
         let w = common::random_row(&mut rng, dtype, rows * cols);

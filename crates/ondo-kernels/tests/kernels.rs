@@ -100,7 +100,7 @@ fn dequantize_row_fast_equals_reference() {
     }
 }
 
-/// matvec (serial and rayon-parallel sizes, odd row counts) equals per-row reference dots.
+/// matvec (serial and parallel sizes, odd row counts) equals per-row reference dots.
 #[test]
 fn matvec_matches_per_row_reference() {
     let mut rng = Rng::new(4);

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use ondo_formats::GgufFile;
 use ondo_kernels::{rmsnorm, silu, softmax_inplace};
-use rayon::prelude::*;
 
 use crate::kv::{round_f16, store};
 use crate::matmul::matmul;
@@ -180,7 +179,7 @@ impl LlamaModel {
             let group = c.group_size();
             let numerics = self.numerics;
             // One task per (token, head): att[i][h] = softmax(q·K / sqrt(hd)) V over 0..=start+i
-            att.par_chunks_mut(hd).enumerate().for_each(|(idx, out)| {
+            let attend = |idx: usize, out: &mut [f32]| {
                 let (i, h) = (idx / c.n_heads, idx % c.n_heads);
                 let kvh = h / group;
                 let qh = &q[i * dim + h * hd..i * dim + (h + 1) * hd];
@@ -200,6 +199,11 @@ impl LlamaModel {
                         s,
                         &values[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd],
                     );
+                }
+            };
+            ondo_kernels::pool::for_each_share(&mut att, hd, 1, |first, share| {
+                for (j, out) in share.chunks_exact_mut(hd).enumerate() {
+                    attend(first + j, out);
                 }
             });
             matmul(&w.wo, &att, n, &mut proj, self.numerics);

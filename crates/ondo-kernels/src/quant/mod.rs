@@ -14,8 +14,6 @@ mod float;
 mod kquants;
 mod legacy;
 
-use rayon::prelude::*;
-
 use crate::{DType, KernelError};
 
 pub use float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
@@ -175,12 +173,12 @@ fn dot_blocks(dtype: DType, row: &[u8], x: &[f32]) -> f32 {
 
 /// Rows × cols below which `matvec` stays on the calling thread.
 const PAR_MIN_ELEMS: usize = 1 << 15;
-/// Minimum elements of work handed to one rayon task.
+/// Minimum elements of work handed to one thread of the pool.
 const PAR_TASK_ELEMS: usize = 1 << 13;
 
 /// `out[r] = dot_row(dtype, row r of w, x)` for `rows` rows of `cols` elements each.
 ///
-/// Rows are split across rayon threads when `rows * cols` is large enough to pay for it.
+/// Rows are split across the pool's threads when `rows * cols` is large enough to pay for it.
 /// Panics if `x.len() != cols`, `out.len() != rows`, `cols` is not block-aligned or
 /// `w.len() != rows * dtype.row_bytes(cols)`.
 #[track_caller]
@@ -212,10 +210,12 @@ pub fn matvec(dtype: DType, w: &[u8], rows: usize, cols: usize, x: &[f32], out: 
     let k = row_dot(dtype);
     if rows > 1 && rows.saturating_mul(cols) >= PAR_MIN_ELEMS {
         let min_rows = (PAR_TASK_ELEMS / cols).max(1);
-        out.par_iter_mut()
-            .zip(w.par_chunks_exact(rb))
-            .with_min_len(min_rows)
-            .for_each(|(o, r)| *o = k(r, x));
+        crate::pool::for_each_share(out, 1, min_rows, |first, share| {
+            let rows = w[first * rb..].chunks_exact(rb);
+            for (o, r) in share.iter_mut().zip(rows) {
+                *o = k(r, x);
+            }
+        });
     } else {
         for (o, r) in out.iter_mut().zip(w.chunks_exact(rb)) {
             *o = k(r, x);

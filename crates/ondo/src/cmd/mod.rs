@@ -6,7 +6,7 @@ mod perplexity;
 mod run;
 mod tokenize;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ondo_sample::{Sampler, SamplerConfig};
 
 use crate::cli::{Cli, Command, SampleArgs};
@@ -17,10 +17,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         if n == 0 || n > 1024 {
             anyhow::bail!("--threads must be between 1 and 1024, got {n}");
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("cannot start the thread pool")?;
+        ondo_kernels::pool::set_threads(n);
     }
     match cli.command {
         Command::Run(a) => run::run(a),

@@ -1,0 +1,252 @@
+//! A thread pool for per-token work: many small parallel regions (one per matrix product), so
+//! entering and leaving a region must cost microseconds. Workers spin on a generation counter
+//! for a short while before sleeping, the calling thread takes a share of the work itself, and
+//! the caller waits by spinning on a counter of finished workers.
+//!
+//! Only one region runs at a time: a call made while the pool is busy (another thread's
+//! region, or a nested call from inside a job) runs serially on the calling thread instead, so
+//! there is no deadlock and no oversubscription. A panic inside a job is caught on the worker
+//! and re-raised on the caller once every worker has finished.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins before it sleeps.
+const SPIN: Duration = Duration::from_micros(300);
+
+type Job<'a> = &'a (dyn Fn(usize) + Sync);
+
+struct Shared {
+    n_threads: usize,
+    /// Bumped by the caller to publish a new job.
+    generation: AtomicUsize,
+    /// Workers that finished the current job.
+    done: AtomicUsize,
+    /// The current job, with its lifetime erased; valid while a region is open.
+    job: Mutex<Option<Job<'static>>>,
+    panicked: AtomicBool,
+    sleep_lock: Mutex<()>,
+    wake: Condvar,
+    /// Held by the thread that runs a region.
+    busy: Mutex<()>,
+}
+
+thread_local! {
+    static IN_REGION: Cell<bool> = const { Cell::new(false) };
+}
+
+static POOL: OnceLock<&'static Shared> = OnceLock::new();
+static REQUESTED_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the number of threads (including the caller) before first use; 0 means all cores.
+pub fn set_threads(n: usize) {
+    REQUESTED_THREADS.store(n, Ordering::Relaxed);
+}
+
+/// Threads that share a region (including the caller).
+pub fn threads() -> usize {
+    pool().n_threads
+}
+
+fn pool() -> &'static Shared {
+    POOL.get_or_init(|| {
+        let n = match REQUESTED_THREADS.load(Ordering::Relaxed) {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        };
+        let shared: &'static Shared = Box::leak(Box::new(Shared {
+            n_threads: n.max(1),
+            generation: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            job: Mutex::new(None),
+            panicked: AtomicBool::new(false),
+            sleep_lock: Mutex::new(()),
+            wake: Condvar::new(),
+            busy: Mutex::new(()),
+        }));
+        for worker in 1..shared.n_threads {
+            std::thread::Builder::new()
+                .name(format!("ondo-worker-{worker}"))
+                .spawn(move || worker_loop(shared, worker))
+                .expect("spawn worker thread");
+        }
+        shared
+    })
+}
+
+fn worker_loop(s: &'static Shared, index: usize) {
+    let mut seen = 0usize;
+    loop {
+        let start = Instant::now();
+        let mut gen = s.generation.load(Ordering::Acquire);
+        while gen == seen {
+            if start.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                let guard = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
+                if s.generation.load(Ordering::Acquire) == seen {
+                    let _unused = s.wake.wait_timeout(guard, Duration::from_millis(50));
+                }
+            }
+            gen = s.generation.load(Ordering::Acquire);
+        }
+        seen = gen;
+        let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(job) = job {
+            IN_REGION.with(|f| f.set(true));
+            if catch_unwind(AssertUnwindSafe(|| job(index))).is_err() {
+                s.panicked.store(true, Ordering::Release);
+            }
+            IN_REGION.with(|f| f.set(false));
+        }
+        s.done.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs `f(i)` for every thread index `i` in `0..threads()`, in parallel, and returns when all
+/// are done. Falls back to running every index on this thread when the pool is busy.
+pub fn run(f: &(dyn Fn(usize) + Sync)) {
+    let s = pool();
+    let serial = || (0..s.n_threads).for_each(f);
+    if s.n_threads == 1 || IN_REGION.with(|r| r.get()) {
+        return serial();
+    }
+    let Ok(_busy) = s.busy.try_lock() else {
+        return serial();
+    };
+    // SAFETY: the job reference is only used by workers between the generation bump below
+    // and the moment `done` reaches n_threads - 1, and this function does not return before
+    // then, so `f` outlives every use. The slot is cleared before returning.
+    let job: Job<'static> = unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(f) };
+    *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
+    s.done.store(0, Ordering::Release);
+    s.panicked.store(false, Ordering::Release);
+    {
+        let _g = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
+        s.generation.fetch_add(1, Ordering::AcqRel);
+        s.wake.notify_all();
+    }
+    IN_REGION.with(|r| r.set(true));
+    let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
+    IN_REGION.with(|r| r.set(false));
+    while s.done.load(Ordering::Acquire) < s.n_threads - 1 {
+        std::hint::spin_loop();
+    }
+    *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    if let Err(p) = mine {
+        std::panic::resume_unwind(p);
+    }
+    if s.panicked.load(Ordering::Acquire) {
+        panic!("a worker thread panicked in a parallel region");
+    }
+}
+
+/// Splits `out` into one contiguous share per thread, in units of `unit` elements, and calls
+/// `f(first_unit, share)` for each in parallel. Small jobs (fewer than `min_units` units per
+/// thread) run on the calling thread alone.
+pub fn for_each_share<F>(out: &mut [f32], unit: usize, min_units: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
+    let unit = unit.max(1);
+    let units = out.len() / unit;
+    let n = threads();
+    if n == 1 || units < min_units.max(1) * 2 {
+        f(0, out);
+        return;
+    }
+    let per = units.div_ceil(n);
+    let base = SendPtr(out.as_mut_ptr());
+    let len = out.len();
+    run(&|t| {
+        let first = t * per;
+        let last = ((t + 1) * per).min(units);
+        if first >= last {
+            return;
+        }
+        let end = if last == units { len } else { last * unit };
+        // SAFETY: shares [first*unit, end) are disjoint for distinct t and lie inside `out`,
+        // which stays mutably borrowed by this call until every share is done.
+        let share = unsafe {
+            std::slice::from_raw_parts_mut(base.get().add(first * unit), end - first * unit)
+        };
+        f(first, share);
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint sub-slices of one buffer to the pool's threads.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_element_is_written_once() {
+        for len in [0usize, 1, 7, 100, 1001, 65536] {
+            let mut out = vec![0.0f32; len];
+            for_each_share(&mut out, 1, 1, |first, share| {
+                for (i, v) in share.iter_mut().enumerate() {
+                    *v += (first + i) as f32;
+                }
+            });
+            assert!(
+                out.iter().enumerate().all(|(i, v)| *v == i as f32),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn nested_and_concurrent_regions_run_serially_without_deadlock() {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..200 {
+                        let mut out = vec![0.0f32; 4096];
+                        for_each_share(&mut out, 64, 1, |_, share| {
+                            let mut inner = vec![0.0f32; 256];
+                            for_each_share(&mut inner, 1, 1, |_, s| s.fill(1.0));
+                            share.fill(inner.iter().sum());
+                        });
+                        assert!(out.iter().all(|&v| v == 256.0));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_reaches_the_caller_and_the_pool_survives() {
+        let r = std::panic::catch_unwind(|| {
+            let mut out = vec![0.0f32; 1024];
+            for_each_share(&mut out, 1, 1, |first, _| {
+                if first > 0 {
+                    panic!("boom");
+                }
+            });
+        });
+        if threads() > 1 {
+            assert!(r.is_err());
+        }
+        let mut out = vec![0.0f32; 1024];
+        for_each_share(&mut out, 1, 1, |_, s| s.fill(2.0));
+        assert!(out.iter().all(|&v| v == 2.0));
+    }
+}

@@ -1,0 +1,114 @@
+//! The integer Q8-activation path: AVX2 vs scalar twin, and both vs "round the activations,
+//! dequantize the row, dot in f64", on random rows of every supported type.
+
+use ondo_kernels::{
+    dequantize_row, dot_q8, dot_q8_reference, dot_q8_x4, has_q8_path, quantize_q8, quantize_row,
+    round_activations, DType,
+};
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+#[test]
+fn q8_dot_matches_reference_and_rounded_dequantized_dot() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for w in [DType::Q4_0, DType::Q4_1, DType::Q8_0] {
+        assert!(has_q8_path(w));
+        for blocks in [1usize, 3, 7, 18] {
+            for trial in 0..20 {
+                let n = blocks * 32;
+                let scale = if trial % 5 == 0 { 100.0 } else { 1.0 };
+                let wv: Vec<f32> = (0..n).map(|_| rng.f() * scale).collect();
+                let mut x: Vec<f32> = (0..n).map(|_| rng.f() * 3.0).collect();
+                if trial % 7 == 0 {
+                    x[..32].fill(0.0); // an all-zero activation block
+                }
+                let mut row = vec![0u8; w.row_bytes(n).unwrap()];
+                quantize_row(w, &wv, &mut row).unwrap();
+                let mut xq = Vec::new();
+                quantize_q8(&x, &mut xq);
+
+                let fast = dot_q8(w, &row, &xq);
+                let reference = dot_q8_reference(w, &row, &xq);
+                let mut wd = vec![0.0; n];
+                dequantize_row(w, &row, &mut wd);
+                let mut xr = vec![0.0; n];
+                round_activations(w, &x, &mut xr);
+                let exact: f64 = wd.iter().zip(&xr).map(|(a, b)| *a as f64 * *b as f64).sum();
+                let mag: f64 = wd
+                    .iter()
+                    .zip(&xr)
+                    .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                    .sum::<f64>()
+                    + 1e-6;
+                let tol = 2e-3 * mag; // Q4_1's block sum s is stored at f16 precision
+                assert!(
+                    ((fast - reference) as f64).abs() <= 1e-5 * mag,
+                    "{w} fast {fast} vs reference {reference}"
+                );
+                assert!(
+                    (reference as f64 - exact).abs() <= tol,
+                    "{w} reference {reference} vs exact {exact}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_activations_equal_round_activations() {
+    let mut rng = Rng(7);
+    let x: Vec<f32> = (0..256).map(|_| rng.f() * 10.0).collect();
+    let mut xq = Vec::new();
+    quantize_q8(&x, &mut xq);
+    let mut xr = vec![0.0; 256];
+    round_activations(DType::Q8_0, &x, &mut xr);
+    for (i, v) in xr.iter().enumerate() {
+        let b = &xq[i / 32];
+        assert_eq!(*v, b.qs[i % 32] as f32 * b.d, "element {i}");
+    }
+}
+
+#[test]
+#[should_panic]
+fn q8_dot_rejects_mismatched_lengths() {
+    let row = vec![0u8; DType::Q8_0.row_bytes(64).unwrap()];
+    let mut xq = Vec::new();
+    quantize_q8(&[0.0; 32], &mut xq);
+    dot_q8(DType::Q8_0, &row, &xq);
+}
+
+#[test]
+fn four_at_once_equals_one_at_a_time() {
+    let mut rng = Rng(99);
+    for w in [DType::Q4_0, DType::Q4_1, DType::Q8_0] {
+        let n = 5 * 32;
+        let wv: Vec<f32> = (0..n).map(|_| rng.f()).collect();
+        let mut row = vec![0u8; w.row_bytes(n).unwrap()];
+        quantize_row(w, &wv, &mut row).unwrap();
+        let xs: Vec<Vec<_>> = (0..4)
+            .map(|_| {
+                let x: Vec<f32> = (0..n).map(|_| rng.f() * 2.0).collect();
+                let mut xq = Vec::new();
+                quantize_q8(&x, &mut xq);
+                xq
+            })
+            .collect();
+        let four = dot_q8_x4(w, &row, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+        for k in 0..4 {
+            let one = dot_q8(w, &row, &xs[k]);
+            assert!(
+                (four[k] - one).abs() <= 1e-5 * one.abs().max(1.0),
+                "{w} {k}: {} vs {one}",
+                four[k]
+            );
+        }
+    }
+}
