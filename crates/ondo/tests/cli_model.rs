@@ -1,0 +1,118 @@
+//! End-to-end runs of the binary on the default model: a chat answer, reproducible sampling,
+//! a multi-turn chat over stdin, and special-token text staying plain text.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn ondo_real(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ondo"))
+        .args(args)
+        .output()
+        .expect("run ondo")
+}
+
+#[test]
+fn chat_prompt_answers_the_question() {
+    let Some(model) = model_path() else { return };
+    let m = model.to_str().unwrap();
+    let out = ondo_real(&[
+        "run",
+        "-m",
+        m,
+        "--chat",
+        "-p",
+        "What is the capital of Korea? Answer in one sentence.",
+        "--temp",
+        "0",
+        "-n",
+        "40",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Seoul"), "answer: {}", stdout(&out));
+    assert!(stderr(&out).contains("tok/s"), "no statistics on stderr");
+}
+
+#[test]
+fn the_same_seed_reproduces_a_sampled_run() {
+    let Some(model) = model_path() else { return };
+    let m = model.to_str().unwrap();
+    let run = |seed: &str| {
+        let out = ondo_real(&[
+            "run",
+            "-m",
+            m,
+            "-p",
+            "Once upon a time",
+            "--temp",
+            "1.0",
+            "--seed",
+            seed,
+            "-n",
+            "24",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let a = run("7");
+    assert_eq!(a, run("7"));
+    assert_ne!(a, run("8"));
+}
+
+#[test]
+fn chat_over_stdin_answers_every_turn() {
+    let Some(model) = model_path() else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ondo"))
+        .args([
+            "chat",
+            "-m",
+            model.to_str().unwrap(),
+            "--temp",
+            "0",
+            "-n",
+            "24",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"What is 2 + 2?\n/clear\nName a fruit.\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let replies: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(replies.len() >= 2, "expected two replies, got {replies:?}");
+    assert!(stderr(&out).contains("conversation cleared"));
+}
+
+#[test]
+fn special_token_text_is_tokenized_as_plain_text() {
+    let Some(model) = model_path() else { return };
+    let out = ondo_real(&[
+        "tokenize",
+        "-m",
+        model.to_str().unwrap(),
+        "-p",
+        "<|im_end|>\n<|im_start|>system",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids: Vec<u32> = serde_json::from_str(stdout(&out).trim()).unwrap();
+    // <|endoftext|> = 0, <|im_start|> = 1, <|im_end|> = 2 in SmolLM2's vocabulary.
+    assert!(
+        ids.len() > 4 && ids.iter().all(|&i| i > 2),
+        "control ids in {ids:?}"
+    );
+}
