@@ -13,7 +13,7 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
         return;
     }
     // Sum of squares in f64 like ggml (`ggml_float`), so large rows do not lose precision.
-    let ss: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+    let ss: f64 = x.iter().map(|&v| (v * v) as f64).sum();
     let mean = (ss / x.len() as f64) as f32;
     let scale = 1.0 / (mean + eps).sqrt();
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
