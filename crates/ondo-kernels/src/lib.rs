@@ -18,6 +18,7 @@
 mod actq;
 mod dtype;
 mod error;
+pub mod ggml_math;
 pub mod ops;
 pub mod pool;
 pub mod q8;

@@ -187,18 +187,29 @@ impl LlamaModel {
                 let mut scores: Vec<f32> = (0..len)
                     .map(|p| {
                         let kp = &keys[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
-                        ondo_kernels::dot_f32(qh, kp) * scale
+                        let dot = match numerics {
+                            Numerics::LlamaCpp => ondo_kernels::ggml_math::dot_lanes8(qh, kp),
+                            Numerics::Exact => ondo_kernels::dot_f32(qh, kp),
+                        };
+                        dot * scale
                     })
                     .collect();
-                softmax_inplace(&mut scores);
+                match numerics {
+                    Numerics::LlamaCpp => ondo_kernels::ggml_math::softmax_ggml(&mut scores),
+                    Numerics::Exact => softmax_inplace(&mut scores),
+                }
                 round_f16(&mut scores, numerics);
-                out.fill(0.0);
-                for (p, &s) in scores.iter().enumerate() {
-                    ondo_kernels::axpy(
-                        out,
-                        s,
-                        &values[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd],
-                    );
+                let vals = &values[kvh * hd..];
+                match numerics {
+                    Numerics::LlamaCpp => {
+                        ondo_kernels::ggml_math::weighted_sum_lanes8(out, &scores, vals, kv_dim)
+                    }
+                    Numerics::Exact => {
+                        out.fill(0.0);
+                        for (p, &s) in scores.iter().enumerate() {
+                            ondo_kernels::axpy(out, s, &vals[p * kv_dim..p * kv_dim + hd]);
+                        }
+                    }
                 }
             };
             ondo_kernels::pool::for_each_share(&mut att, hd, 1, |first, share| {
@@ -212,8 +223,12 @@ impl LlamaModel {
             norm_rows(&mut xb, &x, &w.ffn_norm, c.norm_eps, dim);
             matmul(&w.w_gate, &xb, n, &mut gate, self.numerics);
             matmul(&w.w_up, &xb, n, &mut up, self.numerics);
-            for (g, u) in gate.iter_mut().zip(&up) {
-                *g = silu(*g) * u;
+            match self.numerics {
+                Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut gate, &up),
+                Numerics::Exact => gate
+                    .iter_mut()
+                    .zip(&up)
+                    .for_each(|(g, u)| *g = silu(*g) * u),
             }
             matmul(&w.w_down, &gate, n, &mut proj, self.numerics);
             add_into(&mut x, &proj);

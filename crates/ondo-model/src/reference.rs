@@ -102,13 +102,30 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
             let mut scores: Vec<f32> = (0..=pos)
                 .map(|p| {
                     let kp = &keys[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
-                    qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() / (hd as f32).sqrt()
+                    let dot = match m.numerics {
+                        Numerics::LlamaCpp => ondo_kernels::ggml_math::dot_lanes8(qh, kp),
+                        Numerics::Exact => qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>(),
+                    };
+                    dot * (1.0 / (hd as f32).sqrt())
                 })
                 .collect();
-            softmax(&mut scores);
+            match m.numerics {
+                Numerics::LlamaCpp => ondo_kernels::ggml_math::softmax_ggml(&mut scores),
+                Numerics::Exact => softmax(&mut scores),
+            }
             // ... and weights f16 values with probabilities converted to f16.
             round_f16(&mut scores, m.numerics);
             let out = &mut att[h * hd..(h + 1) * hd];
+            if m.numerics == Numerics::LlamaCpp {
+                // tinyBLAS's accumulation order (see ondo_kernels::ggml_math).
+                ondo_kernels::ggml_math::weighted_sum_lanes8(
+                    out,
+                    &scores,
+                    &values[kvh * hd..],
+                    kv_dim,
+                );
+                continue;
+            }
             out.fill(0.0);
             for (p, s) in scores.iter().enumerate() {
                 let vp = &values[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
@@ -128,7 +145,10 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
         matvec(&w.w_up, &xb, &mut up, m.numerics);
         for i in 0..c.ffn_dim {
             let g = gate[i];
-            gate[i] = g / (1.0 + (-g).exp()) * up[i];
+            gate[i] = match m.numerics {
+                Numerics::LlamaCpp => ondo_kernels::ggml_math::silu_ggml(g) * up[i],
+                Numerics::Exact => g / (1.0 + (-g).exp()) * up[i],
+            };
         }
         matvec(&w.w_down, &gate, &mut o, m.numerics);
         for i in 0..dim {
