@@ -47,8 +47,9 @@ impl Rope {
         for head in x.chunks_exact_mut(self.head_dim) {
             for (i, &(cos, sin)) in angles.iter().enumerate() {
                 let (a, b) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = a * cos - b * sin;
-                head[2 * i + 1] = a * sin + b * cos;
+                // One product of each pair fused, as ggml's rope kernel compiles.
+                head[2 * i] = a.mul_add(cos, -(b * sin));
+                head[2 * i + 1] = a.mul_add(sin, b * cos);
             }
         }
     }
