@@ -31,6 +31,8 @@ pub enum Command {
     Perplexity(PerplexityArgs),
     /// Describe a model file: architecture, sizes, quant types, tokenizer, template.
     Info(InfoArgs),
+    /// Measure prompt-processing and generation speed (llama-bench style).
+    Bench(BenchArgs),
     /// Fetch the default model into the cache (no-op when present).
     Pull,
 }
@@ -146,4 +148,25 @@ pub struct PerplexityArgs {
 pub struct InfoArgs {
     /// A GGUF file or a known model name.
     pub model: String,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Prompt tokens to process (pp).
+    #[arg(short = 'p', long = "prompt", default_value_t = 128)]
+    pub prompt: usize,
+    /// Tokens to generate (tg).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
+    pub n_gen: usize,
+    /// Positions already in the cache before the prompt.
+    #[arg(long, default_value_t = 0)]
+    pub depth: usize,
+    /// Repetitions after one warm-up run; figures are medians.
+    #[arg(short = 'r', long, default_value_t = 3)]
+    pub reps: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -116,3 +116,30 @@ fn special_token_text_is_tokenized_as_plain_text() {
         "control ids in {ids:?}"
     );
 }
+
+#[test]
+fn bench_reports_speeds_as_json() {
+    let Some(model) = model_path() else { return };
+    let out = ondo_real(&[
+        "bench",
+        "-m",
+        model.to_str().unwrap(),
+        "-p",
+        "16",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    for key in ["pp_tok_s", "tg_tok_s", "load_ms"] {
+        assert!(
+            v[key].as_f64().is_some_and(|x| x > 0.0),
+            "{key} missing in {v}"
+        );
+    }
+    assert_eq!(v["pp_tokens"], 16);
+    assert_eq!(v["tg_tokens"], 4);
+}

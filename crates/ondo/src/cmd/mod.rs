@@ -1,5 +1,6 @@
 //! One module per subcommand; `dispatch` sets up threads and routes.
 
+mod bench;
 mod chat;
 mod info;
 mod perplexity;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Perplexity(a) => perplexity::perplexity(a),
         Command::Info(a) => info::info(a),
+        Command::Bench(a) => bench::bench(a),
         Command::Pull => {
             let path = store::resolve_model(None)?;
             println!("{}", path.display());

@@ -1,0 +1,109 @@
+//! `ondo bench`: prompt-processing and generation speed, llama-bench style. A warm-up run is
+//! excluded; each figure is the median over `-r` repetitions. Prompt tokens are arbitrary ids
+//! (speed does not depend on them); generation decodes `-n` tokens one at a time after a
+//! prompt of `-p` tokens (at `--depth` extra positions when given).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use ondo_model::Logits;
+
+use crate::cli::BenchArgs;
+use crate::{load, store};
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    if a.reps == 0 {
+        anyhow::bail!("--reps must be at least 1");
+    }
+    let path = store::resolve_model(a.model.model.as_deref())?;
+    let t0 = Instant::now();
+    let l = load::load(&path)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let c = &l.model.config;
+    let needed = a.depth.saturating_add(a.prompt).saturating_add(a.n_gen);
+    if needed > c.context_length {
+        anyhow::bail!(
+            "depth + prompt + generated = {needed} exceeds the model's context of {}",
+            c.context_length
+        );
+    }
+    let mut kv = l.model.new_cache(needed.max(1))?;
+    let ids = |n: usize, salt: usize| -> Vec<u32> {
+        (0..n)
+            .map(|i| ((i * 7919 + salt * 104729) % c.n_vocab) as u32)
+            .collect()
+    };
+    let depth_ids = ids(a.depth, 1);
+    let mut pp = Vec::new();
+    let mut tg = Vec::new();
+    for rep in 0..=a.reps {
+        kv.clear();
+        if !depth_ids.is_empty() {
+            for chunk in depth_ids.chunks(512) {
+                l.model.forward(chunk, &mut kv, Logits::Last)?;
+            }
+        }
+        let prompt = ids(a.prompt, rep + 2);
+        let t = Instant::now();
+        if !prompt.is_empty() {
+            l.model.forward(&prompt, &mut kv, Logits::Last)?;
+        }
+        let pp_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut tok = prompt.last().copied().unwrap_or(1);
+        for _ in 0..a.n_gen {
+            let logits = l.model.forward(&[tok], &mut kv, Logits::Last)?;
+            tok = ondo_sample::argmax(&logits);
+        }
+        let tg_s = t.elapsed().as_secs_f64();
+        if rep > 0 {
+            pp.push(a.prompt as f64 / pp_s.max(1e-9));
+            tg.push(a.n_gen as f64 / tg_s.max(1e-9));
+        }
+    }
+    let (pp, tg) = (median(&mut pp), median(&mut tg));
+    let rss_mb = peak_rss_kb().map(|kb| kb as f64 / 1024.0);
+    let threads = ondo_kernels::pool::threads();
+    if a.json {
+        let v = serde_json::json!({
+            "model": path.display().to_string(), "threads": threads, "depth": a.depth,
+            "pp_tokens": a.prompt, "pp_tok_s": pp, "tg_tokens": a.n_gen, "tg_tok_s": tg,
+            "reps": a.reps, "load_ms": load_ms, "peak_rss_mb": rss_mb,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "model: {} | threads {threads} | depth {} | median of {} runs",
+            path.display(),
+            a.depth,
+            a.reps
+        );
+        println!("pp{:<5} {:>9.1} tok/s", a.prompt, pp);
+        println!("tg{:<5} {:>9.1} tok/s", a.n_gen, tg);
+        println!("load    {load_ms:>9.1} ms");
+        if let Some(r) = rss_mb {
+            println!("peak RSS {r:>8.1} MB");
+        }
+    }
+    Ok(())
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    let m = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        (xs[m - 1] + xs[m]) / 2.0
+    }
+}
+
+/// Peak resident set size (VmHWM) on Linux; None elsewhere.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
