@@ -17,8 +17,14 @@ fn corpus_size() {
     assert!(container >= 30, "only {container} container cases");
     assert!(all.len() >= 35);
     for c in &all {
+        // Model-level cases carry a complete tiny model (tiny_llama_model), so they are larger.
+        let limit = if c.layer == Layer::Container {
+            2048
+        } else {
+            8192
+        };
         assert!(
-            c.bytes.len() < 2048,
+            c.bytes.len() < limit,
             "{} is {} bytes",
             c.file,
             c.bytes.len()

@@ -5,7 +5,7 @@
 //! `expect`. `Model` cases are valid containers that the model layer must reject.
 //! Robustness guide 5a item numbers are given in brackets in each description.
 
-use super::{gguf_string, tiny_llama, RawGguf, RawKv};
+use super::{gguf_string, tiny_llama, tiny_llama_model, RawGguf, RawKv};
 use crate::{Array, GgmlType, GgufWriter, Value};
 
 /// Which layer must reject a case.
@@ -64,7 +64,7 @@ impl Corpus {
         self.push(name, Layer::Container, what, expect, bytes);
     }
     fn m(&mut self, name: &str, what: &'static str, edit: impl FnOnce(&mut GgufWriter)) {
-        let mut w = tiny_llama();
+        let mut w = tiny_llama_model();
         edit(&mut w);
         self.push(name, Layer::Model, what, "", w.to_bytes());
     }
@@ -634,12 +634,24 @@ pub fn cases() -> Vec<Case> {
                 "tokenizer.ggml.tokens",
                 strs(&["<|endoftext|>", "a", "b", "c", "<0x-1>", "ab", "abc", "Ġa"]),
             );
+            // A SentencePiece vocabulary marks it as a BYTE token (type 6), so it must parse.
+            w.set_kv("tokenizer.ggml.model", Value::Str("llama".into()));
+            w.set_kv(
+                "tokenizer.ggml.token_type",
+                Value::Array(Array::I32(vec![3, 1, 1, 1, 6, 1, 1, 1])),
+            );
         },
     );
     k.m("model-byte-token-zz", "byte token \"<0xZZ>\" [18]", |w| {
         w.set_kv(
             "tokenizer.ggml.tokens",
             strs(&["<|endoftext|>", "a", "b", "c", "<0xZZ>", "ab", "abc", "Ġa"]),
+        );
+        // A SentencePiece vocabulary marks it as a BYTE token (type 6), so it must parse.
+        w.set_kv("tokenizer.ggml.model", Value::Str("llama".into()));
+        w.set_kv(
+            "tokenizer.ggml.token_type",
+            Value::Array(Array::I32(vec![3, 1, 1, 1, 6, 1, 1, 1])),
         );
     });
     k.m("model-empty-token", "an empty token string [18]", |w| {

@@ -81,6 +81,29 @@ pub fn tiny_llama() -> GgufWriter {
     w
 }
 
+/// [`tiny_llama`] plus the rest of layer 0 (dim 8, 2 heads of 4, 1 KV head, ffn 16): a complete
+/// model that ondo loads, the base of the model-level cases, so each of them fails on its own
+/// defect rather than on a missing tensor.
+pub fn tiny_llama_model() -> GgufWriter {
+    let mut w = tiny_llama();
+    let kv_dim = 4;
+    for (name, dims) in [
+        ("blk.0.attn_q.weight", [TINY_N_EMBD, TINY_N_EMBD]),
+        ("blk.0.attn_k.weight", [TINY_N_EMBD, kv_dim]),
+        ("blk.0.attn_v.weight", [TINY_N_EMBD, kv_dim]),
+        ("blk.0.attn_output.weight", [TINY_N_EMBD, TINY_N_EMBD]),
+        ("blk.0.ffn_gate.weight", [TINY_N_EMBD, 16]),
+        ("blk.0.ffn_up.weight", [TINY_N_EMBD, 16]),
+        ("blk.0.ffn_down.weight", [16, TINY_N_EMBD]),
+        ("blk.0.ffn_norm.weight", [TINY_N_EMBD, 1]),
+    ] {
+        let n = dims[0] * dims[1];
+        let dims: &[u64] = if dims[1] == 1 { &dims[..1] } else { &dims };
+        w.add_tensor(name, dims, GgmlType::F32, f32_bytes(n, 0.02));
+    }
+    w
+}
+
 /// The serialized [`tiny_llama`].
 pub fn tiny_llama_bytes() -> Vec<u8> {
     tiny_llama().to_bytes()
