@@ -5,7 +5,7 @@
 //! `expect`. `Model` cases are valid containers that the model layer must reject.
 //! Robustness guide 5a item numbers are given in brackets in each description.
 
-use super::{gguf_string, tiny_llama, tiny_llama_model, RawGguf, RawKv};
+use super::{gguf_string, tiny_llama_model, RawGguf, RawKv};
 use crate::{Array, GgmlType, GgufWriter, Value};
 
 /// Which layer must reject a case.
