@@ -1,7 +1,5 @@
 //! Writer → reader round trip, writer validation, and the real model if it is present.
 
-use std::path::PathBuf;
-
 use ondo_formats::testdata::{tiny_llama, tiny_llama_bytes, RawGguf};
 use ondo_formats::{Array, GgmlType, GgufError, GgufFile, GgufWriter, Value};
 
@@ -195,20 +193,9 @@ fn v2_is_read() {
 
 #[test]
 fn real_model_if_present() {
-    let home = std::env::var_os("ONDO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ondo")));
-    let Some(path) = home.map(|h| h.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")) else {
-        println!("note: neither ONDO_HOME nor HOME is set; skipping the real-model check");
+    let Some(path) = ondo_formats::testdata::cached_default_model() else {
         return;
     };
-    if !path.exists() {
-        println!(
-            "note: {} is absent; skipping the real-model check",
-            path.display()
-        );
-        return;
-    }
     let f = GgufFile::open(&path).unwrap();
     assert_eq!(f.tensors().len(), 272);
     assert_eq!(f.metadata().len(), 33);

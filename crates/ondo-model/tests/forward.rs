@@ -145,20 +145,7 @@ fn tokens_outside_the_vocabulary_and_a_full_context_are_errors() {
 }
 
 fn cached_model() -> Option<PathBuf> {
-    let home = std::env::var_os("ONDO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ondo")
-        });
-    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("ONDO_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!("{} is missing (run `ondo pull`)", p.display());
-    }
-    eprintln!("note: {} missing, skipped", p.display());
-    None
+    ondo_formats::testdata::cached_default_model()
 }
 
 #[test]

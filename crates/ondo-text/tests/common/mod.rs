@@ -11,22 +11,9 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The SmolLM2 model in ondo's cache (`$ONDO_HOME/models`, default `~/.cache/ondo/models`).
-/// Absent, tests skip with a note, unless ONDO_REQUIRE_MODEL=1 (scripts/test.sh, CI): then
-/// absence is a failure, so a missing model can never pass as green.
+/// The SmolLM2 model in ondo's cache (see `ondo_formats::testdata::cached_default_model`).
 pub fn smollm2_path() -> Option<PathBuf> {
-    let home = match std::env::var_os("ONDO_HOME").filter(|h| !h.is_empty()) {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ondo"),
-    };
-    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("ONDO_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!("{} is missing (run `ondo pull`)", p.display());
-    }
-    None
+    ondo_formats::testdata::cached_default_model()
 }
 
 /// A llama.cpp vocab-only GGUF (`ggml-vocab-NAME.gguf`), looked up in

@@ -14,28 +14,9 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(rel)
 }
 
-/// The default model in the cache. Absent: the test is skipped with a note, unless
-/// ONDO_REQUIRE_MODEL=1 (set by scripts/test.sh and so by CI), where absence fails it.
+/// The default model in the cache (see `ondo_formats::testdata::cached_default_model`).
 pub fn model_path() -> Option<PathBuf> {
-    let home = match std::env::var_os("ONDO_HOME").filter(|h| !h.is_empty()) {
-        Some(h) => PathBuf::from(h),
-        None => match std::env::var_os("XDG_CACHE_HOME").filter(|h| !h.is_empty()) {
-            Some(x) => PathBuf::from(x).join("ondo"),
-            None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ondo"),
-        },
-    };
-    let p = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("ONDO_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!("{} is missing (run `ondo pull`)", p.display());
-    }
-    eprintln!(
-        "note: {} is missing; skipping (run `ondo pull`)",
-        p.display()
-    );
-    None
+    ondo_formats::testdata::cached_default_model()
 }
 
 pub fn ondo(args: &[&str]) -> Output {
