@@ -103,40 +103,91 @@ pub fn softmax_ggml(x: &mut [f32]) {
 /// Dot product as llamafile's tinyBLAS computes f16 products on AVX2 (used by llama.cpp for
 /// the batched K·q): one 8-lane accumulator, `acc = fma(a, b, acc)` per group of 8, then the
 /// horizontal sum. Lengths that are not a multiple of 8 get a plain tail.
-pub fn dot_lanes8(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot_lanes8<E: KvElem>(a: &[f32], b: &[E]) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
-        // SAFETY: AVX2/FMA detected; lengths checked equal above.
+        // SAFETY: AVX2/FMA/F16C detected; lengths checked equal above.
         return unsafe { avx2::dot_lanes8(a, b) };
     }
     dot_lanes8_scalar(a, b)
 }
 
 /// The scalar twin of [`dot_lanes8`].
-pub fn dot_lanes8_scalar(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot_lanes8_scalar<E: KvElem>(a: &[f32], b: &[E]) -> f32 {
     let mut acc = [0.0f32; 8];
     let main = a.len() / 8 * 8;
     for (ca, cb) in a[..main].chunks_exact(8).zip(b[..main].chunks_exact(8)) {
         for l in 0..8 {
-            acc[l] = ca[l].mul_add(cb[l], acc[l]);
+            acc[l] = ca[l].mul_add(cb[l].to_f32(), acc[l]);
         }
     }
-    let tail: f32 = a[main..].iter().zip(&b[main..]).map(|(x, y)| x * y).sum();
+    let tail: f32 = a[main..]
+        .iter()
+        .zip(&b[main..])
+        .map(|(x, y)| x * y.to_f32())
+        .sum();
     hsum8(&acc) + tail
+}
+
+/// An element of a key/value cache: f32, or f16 stored as its bits (llama.cpp's default).
+pub trait KvElem: Copy + Send + Sync + sealed::Sealed + 'static {
+    fn to_f32(self) -> f32;
+    fn from_f32(v: f32) -> Self;
+    /// Loads 8 consecutive elements as f32.
+    ///
+    /// # Safety
+    /// AVX2/F16C available; `p..p+8` readable.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u16 {}
+}
+
+impl KvElem for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+}
+
+impl KvElem for u16 {
+    fn to_f32(self) -> f32 {
+        crate::f16_to_f32(self)
+    }
+    fn from_f32(v: f32) -> Self {
+        crate::f32_to_f16(v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const u16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
 }
 
 /// `out[d] = sum_p probs[p] * values[p * stride + d]` accumulated as tinyBLAS does for the
 /// batched P·V product: per output element one 8-lane accumulator, lane = p mod 8, fused
 /// multiply-adds in order of p, then the horizontal sum.
-pub fn weighted_sum_lanes8(out: &mut [f32], probs: &[f32], values: &[f32], stride: usize) {
+pub fn weighted_sum_lanes8<E: KvElem>(out: &mut [f32], probs: &[f32], values: &[E], stride: usize) {
     let hd = out.len();
     if let Some(last) = probs.len().checked_sub(1) {
         assert!(values.len() >= last * stride + hd, "values too short");
     }
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() && hd % 8 == 0 && hd <= 256 {
-        // SAFETY: AVX2/FMA detected; every row p*stride..p*stride+hd lies in `values` (checked).
+        // SAFETY: AVX2/FMA/F16C detected; every row p*stride..p*stride+hd lies in `values`.
         unsafe { avx2::weighted_sum_lanes8(out, probs, values, stride) };
         return;
     }
@@ -144,14 +195,19 @@ pub fn weighted_sum_lanes8(out: &mut [f32], probs: &[f32], values: &[f32], strid
 }
 
 /// The scalar twin of [`weighted_sum_lanes8`].
-pub fn weighted_sum_lanes8_scalar(out: &mut [f32], probs: &[f32], values: &[f32], stride: usize) {
+pub fn weighted_sum_lanes8_scalar<E: KvElem>(
+    out: &mut [f32],
+    probs: &[f32],
+    values: &[E],
+    stride: usize,
+) {
     let hd = out.len();
     let mut acc = vec![[0.0f32; 8]; hd];
     for (p, &w) in probs.iter().enumerate() {
         let row = &values[p * stride..p * stride + hd];
         let lane = p % 8;
         for (a, &v) in acc.iter_mut().zip(row) {
-            a[lane] = v.mul_add(w, a[lane]);
+            a[lane] = v.to_f32().mul_add(w, a[lane]);
         }
     }
     for (o, a) in out.iter_mut().zip(&acc) {
@@ -230,29 +286,29 @@ mod avx2 {
 
     /// # Safety
     /// AVX2 and FMA must be available; `a.len() == b.len()`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot_lanes8(a: &[f32], b: &[f32]) -> f32 {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_lanes8<E: KvElem>(a: &[f32], b: &[E]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         let main = a.len() / 8 * 8;
         for (ca, cb) in a[..main].chunks_exact(8).zip(b[..main].chunks_exact(8)) {
-            acc = _mm256_fmadd_ps(
-                _mm256_loadu_ps(ca.as_ptr()),
-                _mm256_loadu_ps(cb.as_ptr()),
-                acc,
-            );
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(ca.as_ptr()), E::load8(cb.as_ptr()), acc);
         }
-        let tail: f32 = a[main..].iter().zip(&b[main..]).map(|(x, y)| x * y).sum();
+        let tail: f32 = a[main..]
+            .iter()
+            .zip(&b[main..])
+            .map(|(x, y)| x * y.to_f32())
+            .sum();
         hsum(acc) + tail
     }
 
     /// # Safety
     /// AVX2 and FMA must be available; `out.len()` a multiple of 8 and at most 256; every row
     /// `p*stride .. p*stride + out.len()` inside `values`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn weighted_sum_lanes8(
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum_lanes8<E: KvElem>(
         out: &mut [f32],
         probs: &[f32],
-        values: &[f32],
+        values: &[E],
         stride: usize,
     ) {
         let hd = out.len();
@@ -264,7 +320,7 @@ mod avx2 {
             let row = values.as_ptr().add(p * stride);
             let lane = &mut acc[p % 8];
             for (v, a) in lane.iter_mut().enumerate().take(nv) {
-                *a = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8 * v)), wv, *a);
+                *a = _mm256_fmadd_ps(E::load8(row.add(8 * v)), wv, *a);
             }
         }
         #[allow(clippy::needless_range_loop)] // v indexes the second level of acc[lane][v]

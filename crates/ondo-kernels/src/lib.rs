@@ -16,6 +16,7 @@
 //! portable path (useful for debugging and for testing that path on x86 machines).
 
 mod actq;
+pub mod attn;
 mod dtype;
 mod error;
 pub mod ggml_math;
@@ -24,6 +25,7 @@ pub mod pool;
 pub mod q8;
 #[cfg(target_arch = "x86_64")]
 mod q8_avx2;
+mod q8_gemv;
 pub mod quant;
 
 pub use actq::{act_rounding, round_activations, ActRounding};
@@ -31,7 +33,8 @@ pub use dtype::DType;
 pub use error::KernelError;
 pub use ops::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};
 pub use q8::{dot_q8, dot_q8_reference, dot_q8_x4, has_q8_path, quantize_q8, BlockQ8};
+pub use q8_gemv::gemv_q8;
 pub use quant::{
     bf16_to_f32, dequantize_row, dot_row, f16_to_f32, f32_to_bf16, f32_to_f16, matvec,
-    quantize_row, reference, simd_level,
+    matvec_serial, quantize_row, reference, simd_level,
 };

@@ -30,6 +30,8 @@ struct Shared {
     panicked: AtomicBool,
     sleep_lock: Mutex<()>,
     wake: Condvar,
+    /// Workers inside (or about to enter) `wake.wait`: the caller notifies only when nonzero.
+    sleepers: AtomicUsize,
     /// Held by the thread that runs a region.
     busy: Mutex<()>,
 }
@@ -67,6 +69,7 @@ fn pool() -> &'static Shared {
             panicked: AtomicBool::new(false),
             sleep_lock: Mutex::new(()),
             wake: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
             busy: Mutex::new(()),
         }));
         for worker in 1..shared.n_threads {
@@ -83,15 +86,20 @@ fn worker_loop(s: &'static Shared, index: usize) {
     let mut seen = 0usize;
     loop {
         let start = Instant::now();
+        let mut spins = 0u32;
         let mut gen = s.generation.load(Ordering::Acquire);
         while gen == seen {
-            if start.elapsed() < SPIN {
+            spins = spins.wrapping_add(1);
+            // Reading the clock costs more than a spin: look at it every 256 spins only.
+            if spins % 256 != 0 || start.elapsed() < SPIN {
                 std::hint::spin_loop();
             } else {
                 let guard = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
-                if s.generation.load(Ordering::Acquire) == seen {
+                s.sleepers.fetch_add(1, Ordering::SeqCst);
+                if s.generation.load(Ordering::SeqCst) == seen {
                     let _unused = s.wake.wait_timeout(guard, Duration::from_millis(50));
                 }
+                s.sleepers.fetch_sub(1, Ordering::SeqCst);
             }
             gen = s.generation.load(Ordering::Acquire);
         }
@@ -126,16 +134,27 @@ pub fn run(f: &(dyn Fn(usize) + Sync)) {
     *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
     s.done.store(0, Ordering::Release);
     s.panicked.store(false, Ordering::Release);
-    {
+    s.generation.fetch_add(1, Ordering::SeqCst);
+    // A worker counts itself in `sleepers` under the lock before it re-checks the generation,
+    // so either it sees the new generation or this load sees it and the notify (which needs
+    // the lock, so comes after its wait began) wakes it.
+    if s.sleepers.load(Ordering::SeqCst) > 0 {
         let _g = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
-        s.generation.fetch_add(1, Ordering::AcqRel);
         s.wake.notify_all();
     }
     IN_REGION.with(|r| r.set(true));
     let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
     IN_REGION.with(|r| r.set(false));
+    let mut spins = 0u32;
     while s.done.load(Ordering::Acquire) < s.n_threads - 1 {
-        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        // A worker that waits this long was probably descheduled (more runnable threads than
+        // cores): give it this core instead of spinning through our time slice.
+        if spins % 4096 == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
     }
     *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
     if let Err(p) = mine {

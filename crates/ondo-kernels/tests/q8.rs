@@ -112,3 +112,34 @@ fn four_at_once_equals_one_at_a_time() {
         }
     }
 }
+
+#[test]
+fn gemv_q8_equals_dot_q8_bit_for_bit() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for w in [DType::Q4_0, DType::Q4_1, DType::Q8_0] {
+        for blocks in [1usize, 2, 5, 18] {
+            for rows in [1usize, 3, 4, 5, 8, 11] {
+                let n = blocks * 32;
+                let rb = w.row_bytes(n).unwrap();
+                let mut bytes = vec![0u8; rows * rb];
+                for r in 0..rows {
+                    let wv: Vec<f32> = (0..n).map(|_| rng.f()).collect();
+                    quantize_row(w, &wv, &mut bytes[r * rb..(r + 1) * rb]).unwrap();
+                }
+                let x: Vec<f32> = (0..n).map(|_| rng.f() * 2.0).collect();
+                let mut xq = Vec::new();
+                quantize_q8(&x, &mut xq);
+                let mut out = vec![0.0f32; rows];
+                ondo_kernels::gemv_q8(w, &bytes, &xq, &mut out);
+                for (r, o) in out.iter().enumerate() {
+                    let d = dot_q8(w, &bytes[r * rb..(r + 1) * rb], &xq);
+                    assert_eq!(
+                        o.to_bits(),
+                        d.to_bits(),
+                        "{w} rows {rows} blocks {blocks} row {r}"
+                    );
+                }
+            }
+        }
+    }
+}

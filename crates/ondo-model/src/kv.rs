@@ -1,7 +1,11 @@
-//! The key/value cache of one sequence: per layer, `capacity` positions of `kv_dim` floats.
-//! Owned by the caller (engine, CLI), lent to the model for each forward call.
+//! The key/value cache of one sequence: per layer, `capacity` positions of `kv_dim` values
+//! stored as f16 (llama.cpp's default cache type). Owned by the caller (engine, CLI), lent to
+//! the model for each forward call.
 
 use crate::{LlamaConfig, ModelError, Numerics};
+
+/// The bits of an f16 value.
+pub type F16 = u16;
 
 pub struct KvCache {
     n_layers: usize,
@@ -10,9 +14,9 @@ pub struct KvCache {
     /// Positions filled so far.
     len: usize,
     /// [n_layers][capacity][kv_dim]
-    k: Vec<f32>,
+    k: Vec<F16>,
     /// [n_layers][capacity][kv_dim]
-    v: Vec<f32>,
+    v: Vec<F16>,
 }
 
 impl KvCache {
@@ -33,8 +37,8 @@ impl KvCache {
             kv_dim,
             capacity,
             len: 0,
-            k: vec![0.0; n],
-            v: vec![0.0; n],
+            k: vec![0; n],
+            v: vec![0; n],
         })
     }
 
@@ -82,11 +86,11 @@ impl KvCache {
     }
 
     /// Keys of positions `pos..pos+count` in `layer`: [count][kv_dim].
-    pub(crate) fn keys(&self, layer: usize, pos: usize, count: usize) -> &[f32] {
+    pub(crate) fn keys(&self, layer: usize, pos: usize, count: usize) -> &[F16] {
         &self.k[self.range(layer, pos, count)]
     }
 
-    pub(crate) fn values(&self, layer: usize, pos: usize, count: usize) -> &[f32] {
+    pub(crate) fn values(&self, layer: usize, pos: usize, count: usize) -> &[F16] {
         &self.v[self.range(layer, pos, count)]
     }
 
@@ -96,22 +100,16 @@ impl KvCache {
         layer: usize,
         pos: usize,
         count: usize,
-    ) -> (&mut [f32], &mut [f32]) {
+    ) -> (&mut [F16], &mut [F16]) {
         let r = self.range(layer, pos, count);
         (&mut self.k[r.clone()], &mut self.v[r])
     }
 }
 
-/// dst = src, rounded to f16 precision under `Numerics::LlamaCpp` (the cache keeps f32 storage
-/// holding f16 values, as llama.cpp's default f16 KV cache would).
-pub(crate) fn store(dst: &mut [f32], src: &[f32], numerics: Numerics) {
-    match numerics {
-        Numerics::Exact => dst.copy_from_slice(src),
-        Numerics::LlamaCpp => {
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(s));
-            }
-        }
+/// dst = src converted to f16 (round to nearest even).
+pub(crate) fn store(dst: &mut [F16], src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = ondo_kernels::f32_to_f16(s);
     }
 }
 

@@ -9,6 +9,7 @@
 //! comments: the one every fast path is tested against) and [`LlamaModel::forward`] (batched
 //! over the tokens of a prompt, SIMD kernels through `ondo_kernels`).
 
+mod attention;
 mod config;
 mod error;
 mod kv;

@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use ondo_formats::GgufFile;
-use ondo_kernels::{rmsnorm, silu, softmax_inplace};
+use ondo_kernels::{rmsnorm, silu};
 
+use crate::attention::attend;
 use crate::kv::{round_f16, store};
-use crate::matmul::matmul;
+use crate::matmul::{matmul, matmul_group};
 use crate::rope::Rope;
 use crate::weights::TensorLoader;
 use crate::{KvCache, LlamaConfig, ModelError, Numerics, QWeight, RopeScaling};
@@ -135,7 +136,7 @@ impl LlamaModel {
         }
         kv.check_room(n)?;
         let start = kv.len();
-        let (dim, kv_dim, hd) = (c.dim, c.kv_dim(), c.head_dim);
+        let (dim, kv_dim) = (c.dim, c.kv_dim());
 
         // x: [n][dim], the residual stream
         let mut x = vec![0.0f32; n * dim];
@@ -159,9 +160,13 @@ impl LlamaModel {
 
         for (l, w) in self.layers.iter().enumerate() {
             norm_rows(&mut xb, &x, &w.attn_norm, c.norm_eps, dim);
-            matmul(&w.wq, &xb, n, &mut q, self.numerics);
-            matmul(&w.wk, &xb, n, &mut k, self.numerics);
-            matmul(&w.wv, &xb, n, &mut v, self.numerics);
+            matmul_group(
+                &[&w.wq, &w.wk, &w.wv],
+                &xb,
+                n,
+                &mut [&mut q, &mut k, &mut v],
+                self.numerics,
+            );
             for i in 0..n {
                 self.rope.apply(&mut q[i * dim..(i + 1) * dim], start + i);
                 self.rope
@@ -170,59 +175,23 @@ impl LlamaModel {
             // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
             // precision of llama.cpp's default f16 KV cache.
             let (kc, vc) = kv.kv_mut(l, start, n);
-            store(kc, &k, self.numerics);
-            store(vc, &v, self.numerics);
+            store(kc, &k);
+            store(vc, &v);
             round_f16(&mut q, self.numerics);
             let keys = kv.keys(l, 0, start + n);
             let values = kv.values(l, 0, start + n);
-            let scale = 1.0 / (hd as f32).sqrt();
-            let group = c.group_size();
-            let numerics = self.numerics;
-            // One task per (token, head): att[i][h] = softmax(q·K / sqrt(hd)) V over 0..=start+i
-            let attend = |idx: usize, out: &mut [f32]| {
-                let (i, h) = (idx / c.n_heads, idx % c.n_heads);
-                let kvh = h / group;
-                let qh = &q[i * dim + h * hd..i * dim + (h + 1) * hd];
-                let len = start + i + 1;
-                let mut scores: Vec<f32> = (0..len)
-                    .map(|p| {
-                        let kp = &keys[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
-                        let dot = match numerics {
-                            Numerics::LlamaCpp => ondo_kernels::ggml_math::dot_lanes8(qh, kp),
-                            Numerics::Exact => ondo_kernels::dot_f32(qh, kp),
-                        };
-                        dot * scale
-                    })
-                    .collect();
-                match numerics {
-                    Numerics::LlamaCpp => ondo_kernels::ggml_math::softmax_ggml(&mut scores),
-                    Numerics::Exact => softmax_inplace(&mut scores),
-                }
-                round_f16(&mut scores, numerics);
-                let vals = &values[kvh * hd..];
-                match numerics {
-                    Numerics::LlamaCpp => {
-                        ondo_kernels::ggml_math::weighted_sum_lanes8(out, &scores, vals, kv_dim)
-                    }
-                    Numerics::Exact => {
-                        out.fill(0.0);
-                        for (p, &s) in scores.iter().enumerate() {
-                            ondo_kernels::axpy(out, s, &vals[p * kv_dim..p * kv_dim + hd]);
-                        }
-                    }
-                }
-            };
-            ondo_kernels::pool::for_each_share(&mut att, hd, 1, |first, share| {
-                for (j, out) in share.chunks_exact_mut(hd).enumerate() {
-                    attend(first + j, out);
-                }
-            });
+            attend(c, &q, keys, values, start, n, &mut att, self.numerics);
             matmul(&w.wo, &att, n, &mut proj, self.numerics);
             add_into(&mut x, &proj);
 
             norm_rows(&mut xb, &x, &w.ffn_norm, c.norm_eps, dim);
-            matmul(&w.w_gate, &xb, n, &mut gate, self.numerics);
-            matmul(&w.w_up, &xb, n, &mut up, self.numerics);
+            matmul_group(
+                &[&w.w_gate, &w.w_up],
+                &xb,
+                n,
+                &mut [&mut gate, &mut up],
+                self.numerics,
+            );
             match self.numerics {
                 Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut gate, &up),
                 Numerics::Exact => gate

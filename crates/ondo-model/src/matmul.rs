@@ -6,20 +6,40 @@
 //! `Numerics::Exact` activations stay f32.
 //!
 //! Several tokens read each weight row once and dot it with every token, so a prompt reads the
-//! weights once, not once per token.
+//! weights once, not once per token. One token (decoding) goes through [`matmul_group`], which
+//! runs several products of the same input (q, k and v; gate and up) in one parallel region
+//! and reuses per-thread scratch buffers, so the decode loop does not allocate.
 
-use ondo_kernels::BlockQ8;
+use std::cell::RefCell;
+
+use ondo_kernels::{act_rounding, ActRounding, BlockQ8, DType};
 
 use crate::{Numerics, QWeight};
 
 /// Below this many weight rows per thread a batched product runs on one thread.
 const MIN_ROWS_PER_THREAD: usize = 4;
+/// Below this many weight bytes per thread a decode product runs on one thread.
+const MIN_BYTES_PER_THREAD: usize = 16 * 1024;
+
+#[derive(Default)]
+struct Scratch {
+    xq: Vec<BlockQ8>,
+    /// One rounded copy of x per product of a group (only for types without an integer path).
+    xr: Vec<Vec<f32>>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
 
 /// x: [n][w.cols], out: [n][w.rows].
 pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
+    if n == 1 {
+        return gemv_group(&[w], x, &mut [out], numerics);
+    }
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    if numerics == Numerics::LlamaCpp && ondo_kernels::has_q8_path(w.dtype) {
+    if uses_q8(w.dtype, numerics) {
         return matmul_q8(w, x, n, out);
     }
     let rounded;
@@ -34,10 +54,6 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
             &rounded[..]
         }
     };
-    if n == 1 {
-        ondo_kernels::matvec(w.dtype, w.bytes(), w.rows, w.cols, x, out);
-        return;
-    }
     let cols = w.cols;
     for_each_row_block(w, n, out, |row_bytes, dst, scratch| {
         scratch.resize(cols, 0.0);
@@ -47,6 +63,101 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
         }
     });
 }
+
+fn uses_q8(dtype: DType, numerics: Numerics) -> bool {
+    numerics == Numerics::LlamaCpp && ondo_kernels::has_q8_path(dtype)
+}
+
+/// Several matrices with the same input: `outs[i] = ws[i] · x` (x: [n][cols]).
+pub fn matmul_group(
+    ws: &[&QWeight],
+    x: &[f32],
+    n: usize,
+    outs: &mut [&mut [f32]],
+    numerics: Numerics,
+) {
+    if n == 1 {
+        return gemv_group(ws, x, outs, numerics);
+    }
+    for (w, out) in ws.iter().zip(outs.iter_mut()) {
+        matmul(w, x, n, out, numerics);
+    }
+}
+
+/// One token through several matrices: all rows of all matrices are shared among the threads
+/// in a single parallel region.
+fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Numerics) {
+    debug_assert_eq!(ws.len(), outs.len());
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let s = &mut *s;
+        if ws.iter().any(|w| uses_q8(w.dtype, numerics)) {
+            ondo_kernels::quantize_q8(x, &mut s.xq);
+        }
+        if s.xr.len() < ws.len() {
+            s.xr.resize_with(ws.len(), Vec::new);
+        }
+        for (w, xr) in ws.iter().zip(s.xr.iter_mut()) {
+            let rounding = match numerics {
+                Numerics::Exact => ActRounding::None,
+                Numerics::LlamaCpp => act_rounding(w.dtype),
+            };
+            if !uses_q8(w.dtype, numerics) && rounding != ActRounding::None {
+                xr.resize(x.len(), 0.0);
+                ondo_kernels::round_activations(w.dtype, x, xr);
+            }
+        }
+        let total_rows: usize = ws.iter().map(|w| w.rows).sum();
+        let total_bytes: usize = ws.iter().map(|w| w.bytes().len()).sum();
+        let threads = if total_bytes < 2 * MIN_BYTES_PER_THREAD {
+            1
+        } else {
+            ondo_kernels::pool::threads()
+        };
+        let outs_ptr: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
+        let (xq, xr) = (&s.xq[..], &s.xr);
+        let job = |t: usize| {
+            // Rows [lo, hi) of the concatenation of all matrices, in multiples of 4.
+            let per = total_rows.div_ceil(threads).next_multiple_of(4);
+            let (lo, hi) = ((t * per).min(total_rows), ((t + 1) * per).min(total_rows));
+            let mut first = 0;
+            for (i, w) in ws.iter().enumerate() {
+                let (a, b) = (lo.max(first), hi.min(first + w.rows));
+                if a < b {
+                    let (r0, r1) = (a - first, b - first);
+                    // SAFETY: threads write disjoint row ranges of each output, which stays
+                    // mutably borrowed until the region ends.
+                    let out =
+                        unsafe { std::slice::from_raw_parts_mut(outs_ptr[i].0.add(r0), r1 - r0) };
+                    let rb = w.row_bytes();
+                    let bytes = &w.bytes()[r0 * rb..r1 * rb];
+                    if uses_q8(w.dtype, numerics) {
+                        ondo_kernels::gemv_q8(w.dtype, bytes, xq, out);
+                    } else {
+                        let xs = if xr[i].len() == x.len() && numerics == Numerics::LlamaCpp {
+                            &xr[i][..]
+                        } else {
+                            x
+                        };
+                        ondo_kernels::matvec_serial(w.dtype, bytes, r1 - r0, w.cols, xs, out);
+                    }
+                }
+                first += w.rows;
+            }
+        };
+        if threads == 1 {
+            job(0);
+        } else {
+            ondo_kernels::pool::run(&job);
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: hands disjoint row ranges of the outputs to the pool's threads.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
 
 /// Integer path: quantize every activation row once, then dot each weight row with each.
 fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
@@ -58,17 +169,6 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
         xq.extend_from_slice(&tmp);
     }
     let dtype = w.dtype;
-    if n == 1 {
-        let bytes = w.bytes();
-        let rb = bytes.len() / w.rows.max(1);
-        let min_rows = (4096 / w.cols.max(1)).max(1);
-        ondo_kernels::pool::for_each_share(out, 1, min_rows, |first, share| {
-            for (o, row) in share.iter_mut().zip(bytes[first * rb..].chunks_exact(rb)) {
-                *o = ondo_kernels::dot_q8(dtype, row, &xq);
-            }
-        });
-        return;
-    }
     let xrow = |b: usize| &xq[b * blocks_per_row..(b + 1) * blocks_per_row];
     for_each_row_block(w, n, out, |row_bytes, dst, _| {
         let mut quads = dst.chunks_exact_mut(4);

@@ -3,7 +3,7 @@
 //! (`LlamaModel::forward`, SIMD kernels, batching) is tested against it.
 
 use ondo_kernels::reference::{dequantize_row, dot_row};
-use ondo_kernels::round_activations;
+use ondo_kernels::{f16_to_f32, round_activations};
 
 use crate::kv::{round_f16, store};
 
@@ -87,8 +87,8 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
         // The cache holds f16 values (llama.cpp's default KV type).
         {
             let (kc, vc) = kv.kv_mut(l, pos, 1);
-            store(kc, &k, m.numerics);
-            store(vc, &v, m.numerics);
+            store(kc, &k);
+            store(vc, &v);
         }
         // llama.cpp dots f16 keys with q converted to f16.
         let mut q16 = q.clone();
@@ -104,7 +104,7 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
                     let kp = &keys[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
                     let dot = match m.numerics {
                         Numerics::LlamaCpp => ondo_kernels::ggml_math::dot_lanes8(qh, kp),
-                        Numerics::Exact => qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>(),
+                        Numerics::Exact => qh.iter().zip(kp).map(|(a, b)| a * f16_to_f32(*b)).sum(),
                     };
                     dot * (1.0 / (hd as f32).sqrt())
                 })
@@ -130,7 +130,7 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
             for (p, s) in scores.iter().enumerate() {
                 let vp = &values[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
                 for d in 0..hd {
-                    out[d] += s * vp[d];
+                    out[d] += s * f16_to_f32(vp[d]);
                 }
             }
         }

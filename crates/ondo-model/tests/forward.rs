@@ -159,7 +159,10 @@ fn smollm2_fast_matches_reference() {
     // "The capital of France is" in SmolLM2's vocabulary, as ids (any ids work here).
     let tokens = [504, 3575, 282, 4649, 314];
     model.numerics = Numerics::Exact;
-    check_against_reference(&model, &tokens, 1e-4);
+    // SmolLM2's activations reach ~2e4 in layers 10-11, which magnifies the different float
+    // summation orders of the fast attention (8-lane fused dots) and the reference (plain
+    // sums) to a few 1e-4 of the largest logit.
+    check_against_reference(&model, &tokens, 1e-3);
     model.numerics = Numerics::LlamaCpp;
     check_against_reference(&model, &tokens, 0.1);
 }

@@ -183,6 +183,25 @@ const PAR_TASK_ELEMS: usize = 1 << 13;
 /// `w.len() != rows * dtype.row_bytes(cols)`.
 #[track_caller]
 pub fn matvec(dtype: DType, w: &[u8], rows: usize, cols: usize, x: &[f32], out: &mut [f32]) {
+    matvec_impl(dtype, w, rows, cols, x, out, true)
+}
+
+/// [`matvec`] on the calling thread only (for callers that split rows among threads themselves).
+#[track_caller]
+pub fn matvec_serial(dtype: DType, w: &[u8], rows: usize, cols: usize, x: &[f32], out: &mut [f32]) {
+    matvec_impl(dtype, w, rows, cols, x, out, false)
+}
+
+#[track_caller]
+fn matvec_impl(
+    dtype: DType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    out: &mut [f32],
+    parallel: bool,
+) {
     let rb = dtype.row_bytes(cols);
     assert!(rb.is_some(), "{dtype}: {cols} columns is not block-aligned");
     let rb = rb.unwrap_or(0);
@@ -208,7 +227,7 @@ pub fn matvec(dtype: DType, w: &[u8], rows: usize, cols: usize, x: &[f32], out: 
         return;
     }
     let k = row_dot(dtype);
-    if rows > 1 && rows.saturating_mul(cols) >= PAR_MIN_ELEMS {
+    if parallel && rows > 1 && rows.saturating_mul(cols) >= PAR_MIN_ELEMS {
         let min_rows = (PAR_TASK_ELEMS / cols).max(1);
         crate::pool::for_each_share(out, 1, min_rows, |first, share| {
             let rows = w[first * rb..].chunks_exact(rb);

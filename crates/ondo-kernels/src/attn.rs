@@ -1,0 +1,150 @@
+//! Attention inner loops over a key/value cache of f32 or f16 ([`KvElem`]):
+//!
+//! - [`scores_lanes8`]: `out[p] = dot(q, K[p]) * scale` for every cached position, each dot in
+//!   [`crate::ggml_math::dot_lanes8`]'s order (so batched and one-token attention agree with
+//!   the batched path's tinyBLAS order, bit for bit), several positions in flight at once.
+//! - [`weighted_sum_seq`]: `out[d] = Σ_p probs[p] V[p][d]`, fused multiply-adds in order of
+//!   `p` with the accumulators in registers (the one-token path; the batched path keeps
+//!   tinyBLAS's lane order with [`crate::ggml_math::weighted_sum_lanes8`]).
+
+use crate::ggml_math::{dot_lanes8, KvElem};
+
+/// `out[p] = dot_lanes8(q, keys[p * stride .. p * stride + q.len()]) * scale` for
+/// `p in 0..out.len()`.
+pub fn scores_lanes8<E: KvElem>(q: &[f32], keys: &[E], stride: usize, scale: f32, out: &mut [f32]) {
+    let hd = q.len();
+    if let Some(last) = out.len().checked_sub(1) {
+        assert!(keys.len() >= last * stride + hd, "keys too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() && hd % 8 == 0 {
+        // SAFETY: AVX2/FMA/F16C detected; every key row lies in `keys` (checked above).
+        unsafe { avx2::scores(q, keys, stride, scale, out) };
+        return;
+    }
+    for (p, o) in out.iter_mut().enumerate() {
+        *o = dot_lanes8(q, &keys[p * stride..p * stride + hd]) * scale;
+    }
+}
+
+/// `out[d] = Σ_p probs[p] * values[p * stride + d]`, one fused multiply-add per term in order
+/// of `p`.
+pub fn weighted_sum_seq<E: KvElem>(out: &mut [f32], probs: &[f32], values: &[E], stride: usize) {
+    let hd = out.len();
+    if let Some(last) = probs.len().checked_sub(1) {
+        assert!(values.len() >= last * stride + hd, "values too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() && hd % 8 == 0 && hd <= 128 {
+        // SAFETY: AVX2/FMA/F16C detected; every value row lies in `values` (checked above).
+        unsafe { avx2::weighted_sum_seq(out, probs, values, stride) };
+        return;
+    }
+    weighted_sum_seq_scalar(out, probs, values, stride);
+}
+
+/// The scalar twin of [`weighted_sum_seq`].
+pub fn weighted_sum_seq_scalar<E: KvElem>(
+    out: &mut [f32],
+    probs: &[f32],
+    values: &[E],
+    stride: usize,
+) {
+    out.fill(0.0);
+    for (p, &w) in probs.iter().enumerate() {
+        for (o, v) in out.iter_mut().zip(&values[p * stride..]) {
+            *o = v.to_f32().mul_add(w, *o);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use crate::ggml_math::KvElem;
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// # Safety
+    /// AVX2/FMA/F16C; `q.len() % 8 == 0`; rows `p*stride .. p*stride+q.len()` inside `keys`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn scores<E: KvElem>(
+        q: &[f32],
+        keys: &[E],
+        stride: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let nv = q.len() / 8;
+        let (qp, kp) = (q.as_ptr(), keys.as_ptr());
+        let n = out.len();
+        let mut p = 0;
+        while p + 4 <= n {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for v in 0..nv {
+                let qv = _mm256_loadu_ps(qp.add(8 * v));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(qv, E::load8(kp.add((p + j) * stride + 8 * v)), *a);
+                }
+            }
+            for (j, a) in acc.iter().enumerate() {
+                out[p + j] = hsum(*a) * scale;
+            }
+            p += 4;
+        }
+        while p < n {
+            let mut acc = _mm256_setzero_ps();
+            for v in 0..nv {
+                let qv = _mm256_loadu_ps(qp.add(8 * v));
+                acc = _mm256_fmadd_ps(qv, E::load8(kp.add(p * stride + 8 * v)), acc);
+            }
+            out[p] = hsum(acc) * scale;
+            p += 1;
+        }
+    }
+
+    /// # Safety
+    /// AVX2/FMA/F16C; `out.len() % 8 == 0` and at most 128; value rows inside `values`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum_seq<E: KvElem>(
+        out: &mut [f32],
+        probs: &[f32],
+        values: &[E],
+        stride: usize,
+    ) {
+        match out.len() / 8 {
+            8 => wsum::<E, 8>(out, probs, values, stride),
+            16 => wsum::<E, 16>(out, probs, values, stride),
+            4 => wsum::<E, 4>(out, probs, values, stride),
+            _ => super::weighted_sum_seq_scalar(out, probs, values, stride),
+        }
+    }
+
+    /// Accumulators in registers for `N` groups of 8 outputs.
+    #[inline(always)]
+    unsafe fn wsum<E: KvElem, const N: usize>(
+        out: &mut [f32],
+        probs: &[f32],
+        values: &[E],
+        stride: usize,
+    ) {
+        let mut acc = [_mm256_setzero_ps(); N];
+        let vp = values.as_ptr();
+        for (p, &w) in probs.iter().enumerate() {
+            let wv = _mm256_set1_ps(w);
+            let row = vp.add(p * stride);
+            for (v, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(E::load8(row.add(8 * v)), wv, *a);
+            }
+        }
+        for (v, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), *a);
+        }
+    }
+}
