@@ -42,6 +42,10 @@ pub(crate) fn attend(
         let kvh = h / group;
         let qh = &q[i * dim + h * hd..i * dim + (h + 1) * hd];
         let len = start + i + 1;
+        if scores.capacity() < len {
+            // Grow in steps of 1024 positions: decoding reallocates once per 1024 tokens.
+            scores.reserve(len.next_multiple_of(1024) - scores.len());
+        }
         scores.resize(len, 0.0);
         scores_lanes8(qh, &keys[kvh * hd..], kv_dim, scale, scores);
         match numerics {

@@ -5,6 +5,7 @@
 //! `forward` evaluates a batch of consecutive tokens of one sequence; it is the fast path and is
 //! tested against [`crate::reference`].
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use ondo_formats::GgufFile;
@@ -129,17 +130,54 @@ impl LlamaModel {
         kv: &mut KvCache,
         want: Logits,
     ) -> Result<Vec<f32>, ModelError> {
+        let mut logits = Vec::new();
+        self.forward_into(tokens, kv, want, &mut logits)?;
+        Ok(logits)
+    }
+
+    /// [`LlamaModel::forward`] into a caller-owned buffer: with the buffer and the per-thread
+    /// workspace reused, decoding a token allocates nothing.
+    pub fn forward_into(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        want: Logits,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
+        WORKSPACE.with(|ws| self.forward_ws(tokens, kv, want, logits, &mut ws.borrow_mut()))
+    }
+
+    fn forward_ws(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        want: Logits,
+        logits: &mut Vec<f32>,
+        ws: &mut Workspace,
+    ) -> Result<(), ModelError> {
         let c = &self.config;
         let n = tokens.len();
+        logits.clear();
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         kv.check_room(n)?;
         let start = kv.len();
         let (dim, kv_dim) = (c.dim, c.kv_dim());
-
+        let Workspace {
+            x,
+            xb,
+            q,
+            k,
+            v,
+            att,
+            proj,
+            gate,
+            up,
+            angles,
+        } = ws;
         // x: [n][dim], the residual stream
-        let mut x = vec![0.0f32; n * dim];
+        let x = sized(x, n * dim);
         for (row, &tok) in x.chunks_exact_mut(dim).zip(tokens) {
             if tok as usize >= c.n_vocab {
                 return Err(ModelError::BadToken {
@@ -149,58 +187,64 @@ impl LlamaModel {
             }
             self.token_embd.dequantize_row(tok as usize, row);
         }
-        let mut xb = vec![0.0f32; n * dim];
-        let mut q = vec![0.0f32; n * dim];
-        let mut k = vec![0.0f32; n * kv_dim];
-        let mut v = vec![0.0f32; n * kv_dim];
-        let mut att = vec![0.0f32; n * dim];
-        let mut proj = vec![0.0f32; n * dim];
-        let mut gate = vec![0.0f32; n * c.ffn_dim];
-        let mut up = vec![0.0f32; n * c.ffn_dim];
-
+        let xb = sized(xb, n * dim);
+        let q = sized(q, n * dim);
+        let k = sized(k, n * kv_dim);
+        let v = sized(v, n * kv_dim);
+        let att = sized(att, n * dim);
+        let proj = sized(proj, n * dim);
+        let gate = sized(gate, n * c.ffn_dim);
+        let up = sized(up, n * c.ffn_dim);
+        // (cos, sin) per position and rotated pair: [n][rope_dim / 2]
+        let half = self.rope.pairs();
+        angles.resize(n * half, (0.0, 0.0));
+        for (i, a) in angles.chunks_exact_mut(half.max(1)).enumerate() {
+            self.rope.angles_into(start + i, a);
+        }
         for (l, w) in self.layers.iter().enumerate() {
-            norm_rows(&mut xb, &x, &w.attn_norm, c.norm_eps, dim);
+            norm_rows(&mut *xb, &x, &w.attn_norm, c.norm_eps, dim);
             matmul_group(
                 &[&w.wq, &w.wk, &w.wv],
                 &xb,
                 n,
-                &mut [&mut q, &mut k, &mut v],
+                &mut [&mut *q, &mut *k, &mut *v],
                 self.numerics,
             );
             for i in 0..n {
-                self.rope.apply(&mut q[i * dim..(i + 1) * dim], start + i);
+                let a = &angles[i * half..(i + 1) * half];
+                self.rope.apply_angles(&mut q[i * dim..(i + 1) * dim], a);
                 self.rope
-                    .apply(&mut k[i * kv_dim..(i + 1) * kv_dim], start + i);
+                    .apply_angles(&mut k[i * kv_dim..(i + 1) * kv_dim], a);
             }
             // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
             // precision of llama.cpp's default f16 KV cache.
             let (kc, vc) = kv.kv_mut(l, start, n);
             store(kc, &k);
             store(vc, &v);
-            round_f16(&mut q, self.numerics);
+            round_f16(&mut *q, self.numerics);
             let keys = kv.keys(l, 0, start + n);
             let values = kv.values(l, 0, start + n);
-            attend(c, &q, keys, values, start, n, &mut att, self.numerics);
-            matmul(&w.wo, &att, n, &mut proj, self.numerics);
-            add_into(&mut x, &proj);
+            attend(c, &q, keys, values, start, n, &mut *att, self.numerics);
+            matmul(&w.wo, &att, n, &mut *proj, self.numerics);
+            add_into(&mut *x, &proj);
 
-            norm_rows(&mut xb, &x, &w.ffn_norm, c.norm_eps, dim);
+            norm_rows(&mut *xb, &x, &w.ffn_norm, c.norm_eps, dim);
             matmul_group(
                 &[&w.w_gate, &w.w_up],
                 &xb,
                 n,
-                &mut [&mut gate, &mut up],
+                &mut [&mut *gate, &mut *up],
                 self.numerics,
             );
             match self.numerics {
-                Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut gate, &up),
+                Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut *gate, &up),
                 Numerics::Exact => gate
                     .iter_mut()
-                    .zip(&up)
+                    .zip(up.iter())
                     .for_each(|(g, u)| *g = silu(*g) * u),
             }
-            matmul(&w.w_down, &gate, n, &mut proj, self.numerics);
-            add_into(&mut x, &proj);
+            matmul(&w.w_down, &gate, n, &mut *proj, self.numerics);
+            add_into(&mut *x, &proj);
         }
         kv.set_len(start + n);
 
@@ -209,12 +253,37 @@ impl LlamaModel {
             Logits::All => &x[..],
         };
         let m = rows.len() / dim;
-        let mut xn = vec![0.0f32; rows.len()];
-        norm_rows(&mut xn, rows, &self.output_norm, c.norm_eps, dim);
-        let mut logits = vec![0.0f32; m * c.n_vocab];
-        matmul(&self.output, &xn, m, &mut logits, self.numerics);
-        Ok(logits)
+        let xn = &mut xb[..rows.len()];
+        norm_rows(xn, rows, &self.output_norm, c.norm_eps, dim);
+        logits.resize(m * c.n_vocab, 0.0);
+        matmul(&self.output, xn, m, logits, self.numerics);
+        Ok(())
     }
+}
+
+/// Activation buffers of one forward pass, kept per thread so decoding does not allocate.
+#[derive(Default)]
+struct Workspace {
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    angles: Vec<(f32, f32)>,
+}
+
+thread_local! {
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
+}
+
+/// `buf` resized to `len` (contents unspecified: every user overwrites it).
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len, 0.0);
+    &mut buf[..]
 }
 
 /// RMSNorm of every `dim`-row of `x` into `out`.

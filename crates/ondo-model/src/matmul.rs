@@ -18,6 +18,8 @@ use crate::{Numerics, QWeight};
 
 /// Below this many weight rows per thread a batched product runs on one thread.
 const MIN_ROWS_PER_THREAD: usize = 4;
+/// The most products one [`matmul_group`] call takes (q, k, v).
+const MAX_GROUP: usize = 4;
 /// Below this many weight bytes per thread a decode product runs on one thread.
 const MIN_BYTES_PER_THREAD: usize = 16 * 1024;
 
@@ -114,7 +116,14 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
         } else {
             ondo_kernels::pool::threads()
         };
-        let outs_ptr: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
+        assert!(
+            ws.len() <= MAX_GROUP,
+            "at most {MAX_GROUP} products per group"
+        );
+        let mut outs_ptr = [OutPtr(std::ptr::null_mut()); MAX_GROUP];
+        for (p, o) in outs_ptr.iter_mut().zip(outs.iter_mut()) {
+            *p = OutPtr(o.as_mut_ptr());
+        }
         let (xq, xr) = (&s.xq[..], &s.xr);
         let job = |t: usize| {
             // Rows [lo, hi) of the concatenation of all matrices, in multiples of 4.

@@ -24,26 +24,35 @@ impl Rope {
         }
     }
 
-    /// (cos, sin) of every rotated pair at position `pos`.
-    fn angles(&self, pos: usize) -> Vec<(f32, f32)> {
+    /// Rotated pairs per head (`rope_dim / 2`).
+    pub fn pairs(&self) -> usize {
+        self.half
+    }
+
+    /// (cos, sin) of every rotated pair at position `pos` into `out` (`pairs()` long).
+    pub fn angles_into(&self, pos: usize, out: &mut [(f32, f32)]) {
         let mut theta = pos as f32;
-        (0..self.half)
-            .map(|i| {
-                let t = match &self.scaling {
-                    Some(RopeScaling::Linear { factor }) => theta * (1.0 / factor),
-                    Some(RopeScaling::FreqFactors(f)) => theta / f[i],
-                    None => theta,
-                };
-                theta *= self.theta_scale;
-                let (sin, cos) = t.sin_cos();
-                (cos, sin)
-            })
-            .collect()
+        for (i, o) in out.iter_mut().enumerate().take(self.half) {
+            let t = match &self.scaling {
+                Some(RopeScaling::Linear { factor }) => theta * (1.0 / factor),
+                Some(RopeScaling::FreqFactors(f)) => theta / f[i],
+                None => theta,
+            };
+            theta *= self.theta_scale;
+            let (sin, cos) = t.sin_cos();
+            *o = (cos, sin);
+        }
     }
 
     /// Rotates every head in `x` ([n_heads][head_dim]) for position `pos`.
     pub fn apply(&self, x: &mut [f32], pos: usize) {
-        let angles = self.angles(pos);
+        let mut angles = vec![(0.0, 0.0); self.half];
+        self.angles_into(pos, &mut angles);
+        self.apply_angles(x, &angles);
+    }
+
+    /// Rotates every head in `x` by precomputed `angles` (from [`Rope::angles_into`]).
+    pub fn apply_angles(&self, x: &mut [f32], angles: &[(f32, f32)]) {
         for head in x.chunks_exact_mut(self.head_dim) {
             for (i, &(cos, sin)) in angles.iter().enumerate() {
                 let (a, b) = (head[2 * i], head[2 * i + 1]);

@@ -94,7 +94,7 @@ pub fn generate(
             stats.stop = StopReason::ContextFull;
             break;
         }
-        logits = model.forward(&[id], kv, Logits::Last)?;
+        model.forward_into(&[id], kv, Logits::Last, &mut logits)?;
     }
     let rest = detok.flush();
     if !rest.is_empty() {

@@ -51,8 +51,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let pp_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut tok = prompt.last().copied().unwrap_or(1);
+        let mut logits = Vec::new();
         for _ in 0..a.n_gen {
-            let logits = l.model.forward(&[tok], &mut kv, Logits::Last)?;
+            l.model
+                .forward_into(&[tok], &mut kv, Logits::Last, &mut logits)?;
             tok = ondo_sample::argmax(&logits);
         }
         let tg_s = t.elapsed().as_secs_f64();
