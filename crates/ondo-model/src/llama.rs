@@ -202,10 +202,10 @@ impl LlamaModel {
             self.rope.angles_into(start + i, a);
         }
         for (l, w) in self.layers.iter().enumerate() {
-            norm_rows(&mut *xb, &x, &w.attn_norm, c.norm_eps, dim);
+            norm_rows(&mut *xb, x, &w.attn_norm, c.norm_eps, dim);
             matmul_group(
                 &[&w.wq, &w.wk, &w.wv],
-                &xb,
+                xb,
                 n,
                 &mut [&mut *q, &mut *k, &mut *v],
                 self.numerics,
@@ -219,32 +219,32 @@ impl LlamaModel {
             // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
             // precision of llama.cpp's default f16 KV cache.
             let (kc, vc) = kv.kv_mut(l, start, n);
-            store(kc, &k);
-            store(vc, &v);
+            store(kc, k);
+            store(vc, v);
             round_f16(&mut *q, self.numerics);
             let keys = kv.keys(l, 0, start + n);
             let values = kv.values(l, 0, start + n);
-            attend(c, &q, keys, values, start, n, &mut *att, self.numerics);
-            matmul(&w.wo, &att, n, &mut *proj, self.numerics);
-            add_into(&mut *x, &proj);
+            attend(c, q, keys, values, start, n, &mut *att, self.numerics);
+            matmul(&w.wo, att, n, &mut *proj, self.numerics);
+            add_into(&mut *x, proj);
 
-            norm_rows(&mut *xb, &x, &w.ffn_norm, c.norm_eps, dim);
+            norm_rows(&mut *xb, x, &w.ffn_norm, c.norm_eps, dim);
             matmul_group(
                 &[&w.w_gate, &w.w_up],
-                &xb,
+                xb,
                 n,
                 &mut [&mut *gate, &mut *up],
                 self.numerics,
             );
             match self.numerics {
-                Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut *gate, &up),
+                Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut *gate, up),
                 Numerics::Exact => gate
                     .iter_mut()
                     .zip(up.iter())
                     .for_each(|(g, u)| *g = silu(*g) * u),
             }
-            matmul(&w.w_down, &gate, n, &mut *proj, self.numerics);
-            add_into(&mut *x, &proj);
+            matmul(&w.w_down, gate, n, &mut *proj, self.numerics);
+            add_into(&mut *x, proj);
         }
         kv.set_len(start + n);
 
