@@ -12,6 +12,14 @@
 //!
 //! Every kernel is generic over the number of activation rows `N` and walks a super-block in
 //! the same order for each row, so `dot4` (N = 4) equals four `dot` (N = 1) calls bit for bit.
+//!
+//! Q2_K and Q4_K perform ggml's AVX2 float operations in ggml's order (so they should give
+//! llama.cpp's AVX2 results bit for bit); Q5_K accumulates its mins term like Q4_K (ggml sums
+//! it in a scalar), and Q3_K/Q6_K spread the bsums correction over other i32 lanes: those
+//! three agree with ggml up to f32 rounding.
+//!
+//! Tried and dropped (slower here, Zen 3): unpacking the Q4_K scales in SIMD lanes instead of
+//! ggml's general-register kmask code, and forcing `vpshufb` for the scale broadcasts.
 
 #![cfg(target_arch = "x86_64")]
 
