@@ -88,7 +88,8 @@ pub fn round_activations(w: DType, x: &[f32], out: &mut [f32]) {
                 let iscale = -127.0 / max;
                 let d = 1.0 / iscale;
                 for (o, &v) in ob.iter_mut().zip(xb) {
-                    let q = ((iscale * v).round() as i32).min(127);
+                    // ggml's nearest_int rounds half to even.
+                    let q = ((iscale * v).round_ties_even() as i32).min(127);
                     *o = q as f32 * d;
                 }
             }

@@ -17,6 +17,7 @@ mod legacy;
 use crate::{DType, KernelError};
 
 pub use float::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+pub(crate) use kquants::{q3_k_scales, scale_min_k4};
 
 /// True if the AVX2+FMA+F16C kernels are in use (for [`crate::ops::dot_f32`]).
 #[cfg(target_arch = "x86_64")]
