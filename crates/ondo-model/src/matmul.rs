@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 
-use ondo_kernels::{act_rounding, ActRounding, BlockQ8, DType};
+use ondo_kernels::{act_rounding, ActRounding, BlockQ8, BlockQ8K, DType};
 
 use crate::{Numerics, QWeight};
 
@@ -26,6 +26,7 @@ const MIN_BYTES_PER_THREAD: usize = 16 * 1024;
 #[derive(Default)]
 struct Scratch {
     xq: Vec<BlockQ8>,
+    xqk: Vec<BlockQ8K>,
     /// One rounded copy of x per product of a group (only for types without an integer path).
     xr: Vec<Vec<f32>>,
 }
@@ -42,7 +43,10 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
     if uses_q8(w.dtype, numerics) {
-        return matmul_q8(w, x, n, out);
+        return matmul_int::<BlockQ8>(w, x, n, out);
+    }
+    if uses_q8k(w.dtype, numerics) {
+        return matmul_int::<BlockQ8K>(w, x, n, out);
     }
     let rounded;
     let x = match numerics {
@@ -68,6 +72,44 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
 
 fn uses_q8(dtype: DType, numerics: Numerics) -> bool {
     numerics == Numerics::LlamaCpp && ondo_kernels::has_q8_path(dtype)
+}
+
+fn uses_q8k(dtype: DType, numerics: Numerics) -> bool {
+    numerics == Numerics::LlamaCpp && ondo_kernels::has_q8k_path(dtype)
+}
+
+/// 8-bit quantized activation blocks with integer dots against some weight types.
+trait IntBlocks: Copy + Sync {
+    const ELEMS: usize;
+    fn quantize(x: &[f32], out: &mut Vec<Self>);
+    fn dot(w: DType, row: &[u8], xq: &[Self]) -> f32;
+    fn dot4(w: DType, row: &[u8], xq: [&[Self]; 4]) -> [f32; 4];
+}
+
+impl IntBlocks for BlockQ8 {
+    const ELEMS: usize = 32;
+    fn quantize(x: &[f32], out: &mut Vec<Self>) {
+        ondo_kernels::quantize_q8(x, out)
+    }
+    fn dot(w: DType, row: &[u8], xq: &[Self]) -> f32 {
+        ondo_kernels::dot_q8(w, row, xq)
+    }
+    fn dot4(w: DType, row: &[u8], xq: [&[Self]; 4]) -> [f32; 4] {
+        ondo_kernels::dot_q8_x4(w, row, xq)
+    }
+}
+
+impl IntBlocks for BlockQ8K {
+    const ELEMS: usize = 256;
+    fn quantize(x: &[f32], out: &mut Vec<Self>) {
+        ondo_kernels::quantize_q8k(x, out)
+    }
+    fn dot(w: DType, row: &[u8], xq: &[Self]) -> f32 {
+        ondo_kernels::dot_q8k(w, row, xq)
+    }
+    fn dot4(w: DType, row: &[u8], xq: [&[Self]; 4]) -> [f32; 4] {
+        ondo_kernels::dot_q8k_x4(w, row, xq)
+    }
 }
 
 /// Several matrices with the same input: `outs[i] = ws[i] · x` (x: [n][cols]).
@@ -96,6 +138,9 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
         if ws.iter().any(|w| uses_q8(w.dtype, numerics)) {
             ondo_kernels::quantize_q8(x, &mut s.xq);
         }
+        if ws.iter().any(|w| uses_q8k(w.dtype, numerics)) {
+            ondo_kernels::quantize_q8k(x, &mut s.xqk);
+        }
         if s.xr.len() < ws.len() {
             s.xr.resize_with(ws.len(), Vec::new);
         }
@@ -104,7 +149,8 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
                 Numerics::Exact => ActRounding::None,
                 Numerics::LlamaCpp => act_rounding(w.dtype),
             };
-            if !uses_q8(w.dtype, numerics) && rounding != ActRounding::None {
+            let integer = uses_q8(w.dtype, numerics) || uses_q8k(w.dtype, numerics);
+            if !integer && rounding != ActRounding::None {
                 xr.resize(x.len(), 0.0);
                 ondo_kernels::round_activations(w.dtype, x, xr);
             }
@@ -124,7 +170,7 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
         for (p, o) in outs_ptr.iter_mut().zip(outs.iter_mut()) {
             *p = OutPtr(o.as_mut_ptr());
         }
-        let (xq, xr) = (&s.xq[..], &s.xr);
+        let (xq, xqk, xr) = (&s.xq[..], &s.xqk[..], &s.xr);
         let job = |t: usize| {
             // Rows [lo, hi) of the concatenation of all matrices, in multiples of 4.
             let per = total_rows.div_ceil(threads).next_multiple_of(4);
@@ -142,6 +188,10 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
                     let bytes = &w.bytes()[r0 * rb..r1 * rb];
                     if uses_q8(w.dtype, numerics) {
                         ondo_kernels::gemv_q8(w.dtype, bytes, xq, out);
+                    } else if uses_q8k(w.dtype, numerics) {
+                        for (o, row) in out.iter_mut().zip(bytes.chunks_exact(rb)) {
+                            *o = ondo_kernels::dot_q8k(w.dtype, row, xqk);
+                        }
                     } else {
                         let xs = if xr[i].len() == x.len() && numerics == Numerics::LlamaCpp {
                             &xr[i][..]
@@ -169,12 +219,12 @@ unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 /// Integer path: quantize every activation row once, then dot each weight row with each.
-fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
-    let blocks_per_row = w.cols / 32;
-    let mut xq: Vec<BlockQ8> = Vec::with_capacity(n * blocks_per_row);
+fn matmul_int<B: IntBlocks>(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
+    let blocks_per_row = w.cols / B::ELEMS;
+    let mut xq: Vec<B> = Vec::with_capacity(n * blocks_per_row);
     let mut tmp = Vec::with_capacity(blocks_per_row);
     for xs in x.chunks_exact(w.cols) {
-        ondo_kernels::quantize_q8(xs, &mut tmp);
+        B::quantize(xs, &mut tmp);
         xq.extend_from_slice(&tmp);
     }
     let dtype = w.dtype;
@@ -183,7 +233,7 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
         let mut quads = dst.chunks_exact_mut(4);
         for (q, d4) in (&mut quads).enumerate() {
             let b = 4 * q;
-            let r = ondo_kernels::dot_q8_x4(
+            let r = B::dot4(
                 dtype,
                 row_bytes,
                 [xrow(b), xrow(b + 1), xrow(b + 2), xrow(b + 3)],
@@ -192,7 +242,7 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
         }
         let done = n - quads.into_remainder().len();
         for (b, d) in dst.iter_mut().enumerate().skip(done) {
-            *d = ondo_kernels::dot_q8(dtype, row_bytes, xrow(b));
+            *d = B::dot(dtype, row_bytes, xrow(b));
         }
     });
 }
