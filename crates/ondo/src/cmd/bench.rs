@@ -12,6 +12,9 @@ use crate::cli::BenchArgs;
 use crate::{load, store};
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    if a.bandwidth {
+        return bandwidth(a.json);
+    }
     if a.reps == 0 {
         anyhow::bail!("--reps must be at least 1");
     }
@@ -86,6 +89,33 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         if let Some(r) = rss_mb {
             println!("peak RSS {r:>8.1} MB");
         }
+    }
+    Ok(())
+}
+
+/// Streaming read bandwidth of a 1 GiB buffer shared among the pool's threads: best of 5.
+fn bandwidth(json: bool) -> Result<()> {
+    let words = (1usize << 30) / 8;
+    let buf: Vec<u64> = (0..words as u64).collect(); // written, so every page is resident
+    let threads = ondo_kernels::pool::threads();
+    let per = words.div_ceil(threads);
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        ondo_kernels::pool::run(&|i| {
+            let share = &buf[(i * per).min(words)..((i + 1) * per).min(words)];
+            let s = share.iter().fold(0u64, |a, &w| a.wrapping_add(w));
+            std::hint::black_box(s);
+        });
+        best = best.max((words * 8) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "threads": threads, "read_gb_s": best })
+        );
+    } else {
+        println!("read bandwidth {best:.1} GB/s ({threads} threads, 1 GiB, best of 5)");
     }
     Ok(())
 }
