@@ -1,78 +1,203 @@
 #!/usr/bin/env python3
-"""Side-by-side speed of ondo and llama.cpp on the same GGUF, in one run (a first cut of the
-issue-3 comparison: SmolLM2 only so far; the 1B-shape random models are still to come).
+"""Side-by-side speed of ondo and llama.cpp on the same GGUF files, in one run.
 
-Usage: .venv/bin/python bench/compare.py [--model PATH] [--threads 2] [--rounds 3]
-(`scripts/setup_reference_env.sh` makes .venv with llama-cpp-python built from source.)
+Usage: bash bench/compare.sh [--threads 2] [--rounds 3] [--quick] [--only smollm2,q4_0,q4_k_m]
+(compare.sh sets up .venv with llama-cpp-python built from source for this CPU, builds ondo,
+makes the random 1B-shape models with bench/make_models.py, then runs this script.)
 
-Each round runs ondo (`ondo bench --json`, its own warm-up and median) and then llama.cpp
-(llama-cpp-python: warm-up, then pp = one batched eval of P tokens after reset, tg = N single
-evals after that prompt), alternating A, B, A, B; the table shows medians over rounds and the
-ratio ondo / llama.cpp. llama.cpp's figures include llama-cpp-python's per-call overhead.
+Cases (issue 3): pp128 + tg64 (64 tokens decoded after a 128-token prompt), pp512, and for the
+1B-shape Q4_0 model tg32 at a depth of 2048 cached tokens. Every measurement is a fresh
+process (`ondo bench --json`, or this script's `--worker` mode for llama.cpp through
+llama-cpp-python), alternating ondo, llama.cpp, ondo, llama.cpp ... for --rounds rounds; the
+tables show medians over rounds and ratios ondo / llama.cpp. Inside a process each engine
+does one warm-up run (none for the depth case) and reports the median of its repetitions.
+
+Also printed: the machine's read bandwidth (`ondo bench --bandwidth`), decode speed as a
+fraction of the bandwidth limit (bandwidth / bytes of weights read per token), prefill as
+GOP/s (2 x parameters x tokens/s), peak RSS and load time of each engine. llama.cpp's RSS is
+its process's peak minus the Python interpreter's own RSS before the model loads, so it
+counts what llama.cpp adds. llama.cpp runs with llama-cpp-python's defaults (f16 KV cache, no
+flash attention, n_batch = n_ubatch = 512) and includes Python's small per-call overhead.
 """
 import argparse
 import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOME = os.environ.get("ONDO_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "ondo")
-DEFAULT_MODEL = os.path.join(HOME, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+HOME = os.environ.get("ONDO_HOME") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ondo")
+ONDO = os.path.join(REPO, "target", "release", "ondo")
+MODELS = {
+    "smollm2": os.path.join(HOME, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "q4_0": os.path.join(HOME, "bench", "random-1B-shape.Q4_0.gguf"),
+    "q4_k_m": os.path.join(HOME, "bench", "random-1B-shape.Q4_K_M.gguf"),
+}
 
 
-def ondo_round(binary, model, threads, p, n):
-    out = subprocess.run(
-        [binary, "-t", str(threads), "bench", "-m", model, "-p", str(p), "-n", str(n), "-r", "3", "--json"],
-        check=True, capture_output=True, text=True).stdout
-    v = json.loads(out)
-    return v["pp_tok_s"], v["tg_tok_s"]
+def ids(n, salt, n_vocab):
+    return [(i * 7919 + salt * 104729) % n_vocab for i in range(n)]
 
 
-def llama_round(llm, n_vocab, p, n):
-    ids = [(i * 7919 + 2 * 104729) % n_vocab for i in range(p)]
-    llm.reset()
+def proc_status_kb(field):
+    """VmRSS / VmHWM of this process (unlike ru_maxrss, VmHWM does not carry over from the
+    parent across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def worker(a):
+    """llama.cpp in this process: prints one JSON object like `ondo bench --json`."""
+    from llama_cpp import Llama  # with numpy etc.: part of the interpreter's baseline
+
+    base_kb = proc_status_kb("VmRSS")
+
+    need = a.depth + a.p + a.n + 8
     t = time.perf_counter()
-    llm.eval(ids)
-    pp = p / (time.perf_counter() - t)
-    tok = ids[-1]
-    t = time.perf_counter()
-    for _ in range(n):
-        llm.eval([tok])
-    tg = n / (time.perf_counter() - t)
-    return pp, tg
+    llm = Llama(model_path=a.model, n_ctx=need, n_batch=512, n_ubatch=512, n_threads=a.threads,
+                n_threads_batch=a.threads, verbose=False)
+    load_ms = (time.perf_counter() - t) * 1e3
+    nv = llm.n_vocab()
+    pp, tg = [], []
+    first = 1 if a.no_warmup else 0
+    for rep in range(first, a.reps + 1):
+        llm.reset()
+        llm._ctx.memory_clear(True) if hasattr(llm._ctx, "memory_clear") else None
+        d = ids(a.depth, 1, nv)
+        for i in range(0, len(d), 512):
+            llm.eval(d[i:i + 512])
+        prompt = ids(a.p, rep + 2, nv)
+        t = time.perf_counter()
+        for i in range(0, len(prompt), 512):
+            llm.eval(prompt[i:i + 512])
+        pp_s = time.perf_counter() - t
+        tok = prompt[-1] if prompt else 1
+        t = time.perf_counter()
+        for _ in range(a.n):
+            llm.eval([tok])
+        tg_s = time.perf_counter() - t
+        if rep > 0:
+            pp.append(a.p / pp_s if a.p else 0.0)
+            tg.append(a.n / tg_s if a.n else 0.0)
+    rss_mb = (proc_status_kb("VmHWM") - base_kb) / 1024
+    print(json.dumps({"pp_tok_s": statistics.median(pp), "tg_tok_s": statistics.median(tg),
+                      "load_ms": load_ms, "peak_rss_mb": rss_mb}))
+
+
+def run_ondo(model, threads, p, n, depth, reps, no_warmup):
+    cmd = [ONDO, "-t", str(threads), "bench", "-m", model, "-p", str(p), "-n", str(n),
+           "--depth", str(depth), "-r", str(reps), "--json"]
+    if no_warmup:
+        cmd.append("--no-warmup")
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+def run_llama(model, threads, p, n, depth, reps, no_warmup):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--model", model,
+           "--threads", str(threads), "-p", str(p), "-n", str(n), "--depth", str(depth),
+           "--reps", str(reps)]
+    if no_warmup:
+        cmd.append("--no-warmup")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def gguf_stats(path):
+    """(bytes of tensor data read per decoded token, parameter count) from the GGUF header."""
+    from gguf import GGUFReader
+
+    r = GGUFReader(path)
+    total = sum(int(t.n_bytes) for t in r.tensors)
+    params = sum(int(t.n_elements) for t in r.tensors)
+    names = {t.name for t in r.tensors}
+    embd = next(t for t in r.tensors if t.name == "token_embd.weight")
+    if "output.weight" in names:
+        # The embedding is only looked up (one row per token), the output head is read whole.
+        total -= int(embd.n_bytes)
+    return total, params
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="1 round, 1 repetition (a smoke run)")
+    ap.add_argument("--only", default="smollm2,q4_0,q4_k_m")
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model")
     ap.add_argument("-p", type=int, default=128)
     ap.add_argument("-n", type=int, default=64)
+    ap.add_argument("--depth", type=int, default=0)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-warmup", action="store_true")
     a = ap.parse_args()
-    from llama_cpp import Llama
+    if a.worker:
+        return worker(a)
 
-    binary = os.path.join(REPO, "target", "release", "ondo")
-    if not os.path.exists(binary):
-        subprocess.run(["cargo", "build", "--release", "--bin", "ondo"], cwd=REPO, check=True)
-    llm = Llama(model_path=a.model, n_ctx=a.p + a.n + 8, n_batch=a.p, n_threads=a.threads,
-                n_threads_batch=a.threads, verbose=False)
-    llama_round(llm, llm.n_vocab(), a.p, a.n)  # warm-up
-    res = {"ondo": ([], []), "llama.cpp": ([], [])}
-    for _ in range(a.rounds):
-        for name, fn in (("ondo", lambda: ondo_round(binary, a.model, a.threads, a.p, a.n)),
-                         ("llama.cpp", lambda: llama_round(llm, llm.n_vocab(), a.p, a.n))):
-            pp, tg = fn()
-            res[name][0].append(pp)
-            res[name][1].append(tg)
-    med = {k: (statistics.median(v[0]), statistics.median(v[1])) for k, v in res.items()}
-    print(f"model {os.path.basename(a.model)}, {a.threads} threads, medians of {a.rounds} rounds")
-    print(f"{'':10} {'pp' + str(a.p):>10} {'tg' + str(a.n):>10}")
-    for k in ("ondo", "llama.cpp"):
-        print(f"{k:10} {med[k][0]:10.1f} {med[k][1]:10.1f}")
-    print(f"{'ratio':10} {med['ondo'][0] / med['llama.cpp'][0]:10.2f} {med['ondo'][1] / med['llama.cpp'][1]:10.2f}")
+    rounds, reps = (1, 1) if a.quick else (a.rounds, 3)
+    bw = json.loads(subprocess.run([ONDO, "-t", str(a.threads), "bench", "--bandwidth", "--json"],
+                                   check=True, capture_output=True, text=True).stdout)["read_gb_s"]
+    print(f"read bandwidth: {bw:.1f} GB/s ({a.threads} threads); {a.threads} threads for both "
+          f"engines; medians of {rounds} alternating rounds", flush=True)
+    cases = []  # (model key, label, p, n, depth, reps, no_warmup)
+    for key in a.only.split(","):
+        cases.append((key, "pp128+tg64", 128, 64, 0, reps, False))
+        cases.append((key, "pp512", 512, 0, 0, max(1, reps - 1), False))
+        if key == "q4_0":
+            cases.append((key, "tg32@d2048", 0, 32, 2048, 1, True))
+    rows, results = [], []
+    for key, label, p, n, depth, r, nw in cases:
+        model = MODELS[key]
+        nbytes, params = gguf_stats(model)
+        got = {"ondo": [], "llama.cpp": []}
+        for _ in range(rounds):
+            got["ondo"].append(run_ondo(model, a.threads, p, n, depth, r, nw))
+            got["llama.cpp"].append(run_llama(model, a.threads, p, n, depth, r, nw))
+        med = {e: {k: statistics.median(x[k] for x in v) for k in v[0]} for e, v in got.items()}
+        o, l = med["ondo"], med["llama.cpp"]
+        metrics = []
+        if p:
+            metrics.append((f"pp{p}" + (f"@d{depth}" if depth else ""), "pp_tok_s"))
+        if n:
+            metrics.append((f"tg{n}" + (f"@d{depth}" if depth else ""), "tg_tok_s"))
+        for name, k in metrics:
+            if k == "tg_tok_s":
+                limit = bw * 1e9 / nbytes
+                extra = f"{o[k] / limit:6.0%} {l[k] / limit:6.0%} of {limit:5.1f} tok/s"
+            else:
+                extra = f"{2 * params * o[k] / 1e9:6.0f} {2 * params * l[k] / 1e9:6.0f} GOP/s"
+            rows.append(f"{key:8} {name:12} {o[k]:9.1f} {l[k]:9.1f} {ratio(o[k], l[k]):6.2f}x   {extra}")
+            results.append({"model": key, "metric": name, "ondo": o[k], "llama.cpp": l[k],
+                            "ratio": ratio(o[k], l[k])})
+        if label == "pp128+tg64":
+            rows.append(f"{key:8} {'load ms':12} {o['load_ms']:9.0f} {l['load_ms']:9.0f} "
+                        f"{ratio(o['load_ms'], l['load_ms']):6.2f}x")
+            rows.append(f"{key:8} {'peak RSS MB':12} {o['peak_rss_mb']:9.0f} {l['peak_rss_mb']:9.0f} "
+                        f"{ratio(o['peak_rss_mb'], l['peak_rss_mb']):6.2f}x")
+            results.append({"model": key, "metric": "load_ms", "ondo": o["load_ms"],
+                            "llama.cpp": l["load_ms"]})
+            results.append({"model": key, "metric": "peak_rss_mb", "ondo": o["peak_rss_mb"],
+                            "llama.cpp": l["peak_rss_mb"]})
+        print(json.dumps({"case": f"{key} {label}", "ondo": o, "llama.cpp": l}), flush=True)
+    print()
+    print(f"{'model':8} {'metric':12} {'ondo':>9} {'llama.cpp':>9} {'ratio':>7}   "
+          f"decode: share of the bandwidth limit (ondo, llama.cpp) / prefill: GOP/s")
+    print("\n".join(rows))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"bandwidth_gb_s": bw, "threads": a.threads, "rounds": rounds,
+                       "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,9 @@ pub struct BenchArgs {
     /// Repetitions after one warm-up run; figures are medians.
     #[arg(short = 'r', long, default_value_t = 3)]
     pub reps: usize,
+    /// Skip the warm-up run (for long --depth runs, where the depth prefill warms up anyway).
+    #[arg(long)]
+    pub no_warmup: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -1,7 +1,8 @@
 //! `ondo bench`: prompt-processing and generation speed, llama-bench style. A warm-up run is
-//! excluded; each figure is the median over `-r` repetitions. Prompt tokens are arbitrary ids
-//! (speed does not depend on them); generation decodes `-n` tokens one at a time after a
-//! prompt of `-p` tokens (at `--depth` extra positions when given).
+//! excluded (skip it with --no-warmup); each figure is the median over `-r` repetitions.
+//! Prompt tokens are arbitrary ids (speed does not depend on them); generation decodes `-n`
+//! tokens one at a time after a prompt of `-p` tokens (at `--depth` extra positions when
+//! given). `--bandwidth` measures the machine's memory read bandwidth instead.
 
 use std::time::Instant;
 
@@ -39,7 +40,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let depth_ids = ids(a.depth, 1);
     let mut pp = Vec::new();
     let mut tg = Vec::new();
-    for rep in 0..=a.reps {
+    let first = usize::from(a.no_warmup);
+    for rep in first..=a.reps {
         kv.clear();
         if !depth_ids.is_empty() {
             for chunk in depth_ids.chunks(512) {
