@@ -71,8 +71,16 @@ fn attention(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(2));
     group.warm_up_time(Duration::from_millis(500));
     for len in [512usize, 2048, 8192] {
-        let keys: Vec<u16> = rng.vec(len * hd, -1.0, 1.0).into_iter().map(f32_to_f16).collect();
-        let vals: Vec<u16> = rng.vec(len * hd, -1.0, 1.0).into_iter().map(f32_to_f16).collect();
+        let keys: Vec<u16> = rng
+            .vec(len * hd, -1.0, 1.0)
+            .into_iter()
+            .map(f32_to_f16)
+            .collect();
+        let vals: Vec<u16> = rng
+            .vec(len * hd, -1.0, 1.0)
+            .into_iter()
+            .map(f32_to_f16)
+            .collect();
         let mut scores = vec![0.0f32; len];
         let mut out = vec![0.0f32; hd];
         group.throughput(Throughput::Bytes((2 * len * hd * 2) as u64));

@@ -126,6 +126,37 @@ mod avx2 {
         }
     }
 
+    /// # Safety
+    /// AVX/F16C available.
+    #[target_feature(enable = "avx2,f16c")]
+    pub(super) unsafe fn round_to_f16(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(8);
+        for c in &mut chunks {
+            let h = _mm256_cvtps_ph(_mm256_loadu_ps(c.as_ptr()), _MM_FROUND_TO_NEAREST_INT);
+            _mm256_storeu_ps(c.as_mut_ptr(), _mm256_cvtph_ps(h));
+        }
+        for v in chunks.into_remainder() {
+            *v = crate::f16_to_f32(crate::f32_to_f16(*v));
+        }
+    }
+
+    /// # Safety
+    /// AVX/F16C available; `src.len() == dst.len()`.
+    #[target_feature(enable = "avx2,f16c")]
+    pub(super) unsafe fn to_f16(src: &[f32], dst: &mut [u16]) {
+        let n8 = src.len() / 8 * 8;
+        for i in (0..n8).step_by(8) {
+            let h = _mm256_cvtps_ph(
+                _mm256_loadu_ps(src.as_ptr().add(i)),
+                _MM_FROUND_TO_NEAREST_INT,
+            );
+            _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+        }
+        for i in n8..src.len() {
+            dst[i] = crate::f32_to_f16(src[i]);
+        }
+    }
+
     /// Accumulators in registers for `N` groups of 8 outputs.
     #[inline(always)]
     unsafe fn wsum<E: KvElem, const N: usize>(
@@ -146,5 +177,33 @@ mod avx2 {
         for (v, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(out.as_mut_ptr().add(8 * v), *a);
         }
+    }
+}
+
+/// `x[i]` rounded to the nearest f16 value (ties to even), in place: what storing to and
+/// loading from an f16 tensor does.
+pub fn round_to_f16(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() {
+        // SAFETY: F16C/AVX detected; the kernel stays within `x`.
+        unsafe { avx2::round_to_f16(x) };
+        return;
+    }
+    for v in x.iter_mut() {
+        *v = crate::f16_to_f32(crate::f32_to_f16(*v));
+    }
+}
+
+/// `dst[i] = f16 bits of src[i]` (ties to even).
+pub fn to_f16(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len(), "to_f16: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() {
+        // SAFETY: F16C/AVX detected; lengths checked equal.
+        unsafe { avx2::to_f16(src, dst) };
+        return;
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = crate::f32_to_f16(s);
     }
 }

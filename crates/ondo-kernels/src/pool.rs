@@ -168,9 +168,10 @@ pub fn run(f: &(dyn Fn(usize) + Sync)) {
 /// Splits `out` into one contiguous share per thread, in units of `unit` elements, and calls
 /// `f(first_unit, share)` for each in parallel. Small jobs (fewer than `min_units` units per
 /// thread) run on the calling thread alone.
-pub fn for_each_share<F>(out: &mut [f32], unit: usize, min_units: usize, f: F)
+pub fn for_each_share<T, F>(out: &mut [T], unit: usize, min_units: usize, f: F)
 where
-    F: Fn(usize, &mut [f32]) + Sync,
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
 {
     let unit = unit.max(1);
     let units = out.len() / unit;
@@ -198,13 +199,19 @@ where
     });
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint sub-slices of one buffer to the pool's threads.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
+struct SendPtr<T>(*mut T);
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
+// SAFETY: used only to hand disjoint sub-slices of one buffer (of Send elements) to the pool's
+// threads.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
         self.0
     }
 }

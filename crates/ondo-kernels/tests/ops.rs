@@ -110,3 +110,37 @@ fn axpy_matches_naive() {
         }
     }
 }
+
+#[test]
+fn f16_rounding_kernels_equal_the_scalar_conversion() {
+    let mut vals: Vec<f32> = (0..1000)
+        .map(|i| ((i as f32) * 0.37).sin() * 10f32.powi(i % 9 - 4))
+        .collect();
+    vals.extend([
+        0.0,
+        -0.0,
+        65504.0,
+        65520.0,
+        1e-8,
+        -3.0e-5,
+        1.0 + 1.0 / 2048.0,
+        1.0 + 3.0 / 2048.0,
+    ]);
+    for len in [0usize, 1, 7, 8, 9, 31, vals.len()] {
+        let src = &vals[..len];
+        let mut rounded = src.to_vec();
+        ondo_kernels::attn::round_to_f16(&mut rounded);
+        let mut bits = vec![0u16; len];
+        ondo_kernels::attn::to_f16(src, &mut bits);
+        for i in 0..len {
+            let want = ondo_kernels::f32_to_f16(src[i]);
+            assert_eq!(bits[i], want, "to_f16({})", src[i]);
+            assert_eq!(
+                rounded[i].to_bits(),
+                ondo_kernels::f16_to_f32(want).to_bits(),
+                "round({})",
+                src[i]
+            );
+        }
+    }
+}

@@ -108,16 +108,12 @@ impl KvCache {
 
 /// dst = src converted to f16 (round to nearest even).
 pub(crate) fn store(dst: &mut [F16], src: &[f32]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = ondo_kernels::f32_to_f16(s);
-    }
+    ondo_kernels::attn::to_f16(src, dst);
 }
 
 /// `x` rounded in place to f16 precision under `Numerics::LlamaCpp`.
 pub(crate) fn round_f16(x: &mut [f32], numerics: Numerics) {
     if numerics == Numerics::LlamaCpp {
-        for v in x.iter_mut() {
-            *v = ondo_kernels::f16_to_f32(ondo_kernels::f32_to_f16(*v));
-        }
+        ondo_kernels::attn::round_to_f16(x);
     }
 }

@@ -79,7 +79,7 @@ fn uses_q8k(dtype: DType, numerics: Numerics) -> bool {
 }
 
 /// 8-bit quantized activation blocks with integer dots against some weight types.
-trait IntBlocks: Copy + Sync {
+trait IntBlocks: Copy + Default + Send + Sync {
     const ELEMS: usize;
     fn quantize(x: &[f32], out: &mut Vec<Self>);
     fn dot(w: DType, row: &[u8], xq: &[Self]) -> f32;
@@ -221,12 +221,16 @@ unsafe impl Sync for OutPtr {}
 /// Integer path: quantize every activation row once, then dot each weight row with each.
 fn matmul_int<B: IntBlocks>(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     let blocks_per_row = w.cols / B::ELEMS;
-    let mut xq: Vec<B> = Vec::with_capacity(n * blocks_per_row);
-    let mut tmp = Vec::with_capacity(blocks_per_row);
-    for xs in x.chunks_exact(w.cols) {
-        B::quantize(xs, &mut tmp);
-        xq.extend_from_slice(&tmp);
-    }
+    let mut xq: Vec<B> = vec![B::default(); n * blocks_per_row];
+    // Token rows quantized in parallel.
+    ondo_kernels::pool::for_each_share(&mut xq, blocks_per_row, 2, |first, share| {
+        let mut tmp = Vec::with_capacity(blocks_per_row);
+        for (i, dst) in share.chunks_exact_mut(blocks_per_row).enumerate() {
+            let t = first + i;
+            B::quantize(&x[t * w.cols..(t + 1) * w.cols], &mut tmp);
+            dst.copy_from_slice(&tmp);
+        }
+    });
     let dtype = w.dtype;
     let xrow = |b: usize| &xq[b * blocks_per_row..(b + 1) * blocks_per_row];
     for_each_row_block(w, n, out, |row_bytes, dst, _| {
