@@ -23,6 +23,7 @@ mod error;
 pub mod ggml_math;
 pub mod ops;
 pub mod pool;
+pub mod q4_0x8;
 pub mod q8;
 #[cfg(target_arch = "x86_64")]
 mod q8_avx2;

@@ -63,6 +63,9 @@ mod avx2 {
         }
     }
 
+    /// Largest row (in blocks) whose activation sums are precomputed on the stack.
+    const MAX_BLOCKS: usize = 1024;
+
     #[inline(always)]
     unsafe fn rows<const K: u8>(
         rows_bytes: &[u8],
@@ -72,14 +75,24 @@ mod avx2 {
     ) {
         let base = rows_bytes.as_ptr();
         let n = out.len();
-        let mut eights = out.chunks_exact_mut(8);
-        for (i, o) in (&mut eights).enumerate() {
-            let r = eight::<K>(base.add(8 * i * row_len), row_len, xq);
-            _mm256_storeu_ps(o.as_mut_ptr(), r);
+        // Q4_0's offset term 8 Σ y per block, once per product.
+        let mut ys8 = [0i32; MAX_BLOCKS];
+        let gather_ok = xq.len() <= MAX_BLOCKS && 8 * row_len < i32::MAX as usize;
+        if K == Q4_0 && gather_ok {
+            for (s, x) in ys8.iter_mut().zip(xq) {
+                *s = 8 * sum_y(_mm256_loadu_si256(x.qs.as_ptr() as *const __m256i));
+            }
         }
-        let rest = eights.into_remainder();
-        let done = n - rest.len();
-        for (i, o) in rest.iter_mut().enumerate() {
+        let mut done = 0;
+        if gather_ok {
+            let mut eights = out.chunks_exact_mut(8);
+            for (i, o) in (&mut eights).enumerate() {
+                let r = eight::<K>(base.add(8 * i * row_len), row_len, xq, &ys8);
+                _mm256_storeu_ps(o.as_mut_ptr(), r);
+            }
+            done = n - eights.into_remainder().len();
+        }
+        for (i, o) in out[done..].iter_mut().enumerate() {
             *o = one::<K>(base.add((done + i) * row_len), xq);
         }
     }
@@ -92,6 +105,15 @@ mod avx2 {
         }
     }
 
+    /// A block's 32 nibbles at `p` as bytes: low nibbles (elements 0..15) in the low 128 bits,
+    /// high nibbles (16..31) in the high 128 bits.
+    #[inline(always)]
+    unsafe fn nibbles_fast(p: *const u8) -> __m256i {
+        let both = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
+        let shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+        _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F))
+    }
+
     /// The exact integer block sum Σ q_w q_x of one row's block at `p`, in 8 i32 lanes
     /// (without Q4_0's -8 offset, which the callers subtract once per block).
     #[inline(always)]
@@ -100,13 +122,15 @@ mod avx2 {
         match K {
             Q4_0 => _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(p.add(2)), qy), ones),
             Q4_1 => _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(p.add(4)), qy), ones),
-            _ => {
-                let qx = _mm256_loadu_si256(p.add(2) as *const __m256i);
-                let ax = _mm256_sign_epi8(qx, qx);
-                let sy = _mm256_sign_epi8(qy, qx);
-                _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones)
-            }
+            _ => _mm256_madd_epi16(pair_sums_i8(p, qy), ones),
         }
+    }
+
+    /// Q8_0: signed × signed products summed in pairs (|sum| ≤ 2·127·127, so i16 is safe).
+    #[inline(always)]
+    unsafe fn pair_sums_i8(p: *const u8, qy: __m256i) -> __m256i {
+        let qx = _mm256_loadu_si256(p.add(2) as *const __m256i);
+        _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx))
     }
 
     /// Σ of the 8 i32 lanes.
@@ -127,7 +151,7 @@ mod avx2 {
 
     /// Eight vectors of 8 i32 lanes → one vector whose lane r is the sum of vector r's lanes.
     #[inline(always)]
-    unsafe fn reduce8(m: [__m256i; 8]) -> __m256i {
+    unsafe fn reduce8_i32(m: [__m256i; 8]) -> __m256i {
         let a01 = _mm256_hadd_epi32(m[0], m[1]);
         let a23 = _mm256_hadd_epi32(m[2], m[3]);
         let a45 = _mm256_hadd_epi32(m[4], m[5]);
@@ -139,42 +163,84 @@ mod avx2 {
         _mm256_add_epi32(lo, hi)
     }
 
-    /// The f16 at `p + k * stride` for k in 0..8, as 8 f32 lanes.
+    /// Eight vectors of 16 i16 pair sums of 4-bit × 8-bit products (|each| ≤ 2·15·127) → one
+    /// vector of 8 i32 whose lane r is the sum of vector r's lanes. Three levels of i16 adds stay
+    /// below 16·15·127 = 30480, inside i16.
     #[inline(always)]
-    unsafe fn f16x8(p: *const u8, stride: usize) -> __m256 {
-        let h = |k: usize| std::ptr::read_unaligned(p.add(k * stride) as *const i16);
-        _mm256_cvtph_ps(_mm_setr_epi16(
-            h(0),
-            h(1),
-            h(2),
-            h(3),
-            h(4),
-            h(5),
-            h(6),
-            h(7),
-        ))
+    unsafe fn reduce8_i16(p: [__m256i; 8]) -> __m256i {
+        let a01 = _mm256_hadd_epi16(p[0], p[1]);
+        let a23 = _mm256_hadd_epi16(p[2], p[3]);
+        let a45 = _mm256_hadd_epi16(p[4], p[5]);
+        let a67 = _mm256_hadd_epi16(p[6], p[7]);
+        let b0 = _mm256_hadd_epi16(a01, a23);
+        let b1 = _mm256_hadd_epi16(a45, a67);
+        // Per 128-bit half: lane r = row r's sum over that half's 16 elements.
+        let c = _mm256_hadd_epi16(b0, b1);
+        let lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(c));
+        let hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(c, 1));
+        _mm256_add_epi32(lo, hi)
+    }
+
+    /// The two f16s at `p + k * stride` (k in 0..8) as two vectors of 8 f32: the first f16 of
+    /// each pair (d) and the second (Q4_1's m; garbage for other types).
+    #[inline(always)]
+    unsafe fn scales8(p: *const u8, stride: usize) -> (__m256, __m256) {
+        let s = stride as i32;
+        let offs = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
+        let g = _mm256_i32gather_epi32::<1>(p as *const i32, offs);
+        // Per 128-bit half: the low f16s of its 4 words, then the high ones.
+        let split = _mm256_shuffle_epi8(
+            g,
+            _mm256_setr_epi8(
+                0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, //
+                0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+            ),
+        );
+        let v = _mm256_permute4x64_epi64(split, 0b11_01_10_00);
+        (
+            _mm256_cvtph_ps(_mm256_castsi256_si128(v)),
+            _mm256_cvtph_ps(_mm256_extracti128_si256(v, 1)),
+        )
     }
 
     #[inline(always)]
-    unsafe fn eight<const K: u8>(row0: *const u8, row_len: usize, xq: &[BlockQ8]) -> __m256 {
+    unsafe fn eight<const K: u8>(
+        row0: *const u8,
+        row_len: usize,
+        xq: &[BlockQ8],
+        ys8: &[i32; MAX_BLOCKS],
+    ) -> __m256 {
         let bb = block_bytes(K);
         let mut acc = _mm256_setzero_ps();
         let mut acc_m = _mm256_setzero_ps();
         for (j, x) in xq.iter().enumerate() {
             let qy = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
             let p = row0.add(j * bb);
-            let mut m = [_mm256_setzero_si256(); 8];
-            for (r, mr) in m.iter_mut().enumerate() {
-                *mr = lane_sums::<K>(p.add(r * row_len), qy);
-            }
-            let mut isum = reduce8(m);
+            let mut isum = if K == Q8_0 {
+                let mut m = [_mm256_setzero_si256(); 8];
+                for (r, mr) in m.iter_mut().enumerate() {
+                    *mr = _mm256_madd_epi16(
+                        pair_sums_i8(p.add(r * row_len), qy),
+                        _mm256_set1_epi16(1),
+                    );
+                }
+                reduce8_i32(m)
+            } else {
+                let off = if K == Q4_0 { 2 } else { 4 };
+                let mut m = [_mm256_setzero_si256(); 8];
+                for (r, mr) in m.iter_mut().enumerate() {
+                    *mr = _mm256_maddubs_epi16(nibbles_fast(p.add(r * row_len + off)), qy);
+                }
+                reduce8_i16(m)
+            };
             if K == Q4_0 {
-                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * sum_y(qy)));
+                isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(ys8[j]));
             }
-            let d = _mm256_mul_ps(f16x8(p, row_len), _mm256_set1_ps(x.d));
+            let (dw, mw) = scales8(p, row_len);
+            let d = _mm256_mul_ps(dw, _mm256_set1_ps(x.d));
             acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc);
             if K == Q4_1 {
-                acc_m = _mm256_fmadd_ps(f16x8(p.add(2), row_len), _mm256_set1_ps(x.s), acc_m);
+                acc_m = _mm256_fmadd_ps(mw, _mm256_set1_ps(x.s), acc_m);
             }
         }
         if K == Q4_1 {

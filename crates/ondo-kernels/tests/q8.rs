@@ -156,3 +156,59 @@ fn gemv_q8_agrees_with_dot_q8_and_its_rows_are_independent() {
         }
     }
 }
+
+#[test]
+fn q4_0x8_repacked_products_equal_their_twin_and_the_plain_rows() {
+    use ondo_kernels::q4_0x8::{gemm_q4_0x8, gemv_q4_0x8, q4_0x8_reference, repack_q4_0x8};
+    let mut rng = Rng(0x0bad_cafe_1234_5678);
+    for (rows, blocks, ntok) in [
+        (8usize, 1usize, 1usize),
+        (16, 3, 5),
+        (24, 18, 7),
+        (8, 64, 4),
+        (40, 5, 13),
+    ] {
+        let n = blocks * 32;
+        let rb = DType::Q4_0.row_bytes(n).unwrap();
+        let mut plain = vec![0u8; rows * rb];
+        for r in 0..rows {
+            let wv: Vec<f32> = (0..n).map(|_| rng.f()).collect();
+            quantize_row(DType::Q4_0, &wv, &mut plain[r * rb..(r + 1) * rb]).unwrap();
+        }
+        let packed = repack_q4_0x8(&plain, rows, n);
+        let mut xq = Vec::new();
+        for _ in 0..ntok {
+            let x: Vec<f32> = (0..n).map(|_| rng.f() * 3.0).collect();
+            let mut b = Vec::new();
+            quantize_q8(&x, &mut b);
+            xq.extend(b);
+        }
+        let stride = rows + 3;
+        let mut fast = vec![7.0f32; ntok * stride];
+        let mut twin = vec![7.0f32; ntok * stride];
+        gemm_q4_0x8(&packed, rows, &xq, ntok, &mut fast, stride);
+        q4_0x8_reference(&packed, rows, &xq, ntok, &mut twin, stride);
+        for t in 0..ntok {
+            let x = &xq[t * blocks..(t + 1) * blocks];
+            let mut one = vec![0.0f32; rows];
+            gemv_q4_0x8(&packed, x, &mut one);
+            for r in 0..rows {
+                let (f, w) = (fast[t * stride + r], twin[t * stride + r]);
+                assert_eq!(
+                    f.to_bits(),
+                    w.to_bits(),
+                    "rows {rows} blocks {blocks} t {t} r {r}"
+                );
+                assert_eq!(one[r].to_bits(), f.to_bits(), "gemv vs gemm, t {t} r {r}");
+                let d = dot_q8_reference(DType::Q4_0, &plain[r * rb..(r + 1) * rb], x);
+                assert!(
+                    (f - d).abs() <= 1e-4 * (1.0 + d.abs()),
+                    "t {t} r {r}: {f} vs {d}"
+                );
+            }
+            for gap in rows..stride {
+                assert_eq!(fast[t * stride + gap], 7.0, "gap written");
+            }
+        }
+    }
+}

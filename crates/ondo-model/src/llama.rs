@@ -106,6 +106,21 @@ impl LlamaModel {
         } else {
             token_embd.clone()
         };
+        let mut output = output;
+        output.repack_for_cpu();
+        for l in &mut layers {
+            for w in [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.w_gate,
+                &mut l.w_up,
+                &mut l.w_down,
+            ] {
+                w.repack_for_cpu();
+            }
+        }
         Ok(LlamaModel {
             output_norm: t.vector("output_norm.weight", dim)?,
             rope: Rope::new(&config),

@@ -42,6 +42,9 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
     }
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
+    if let (Some(packed), Numerics::LlamaCpp) = (w.packed(), numerics) {
+        return matmul_q4_0x8(w, packed, x, n, out);
+    }
     if uses_q8(w.dtype, numerics) {
         return matmul_int::<BlockQ8>(w, x, n, out);
     }
@@ -172,8 +175,9 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
         }
         let (xq, xqk, xr) = (&s.xq[..], &s.xqk[..], &s.xr);
         let job = |t: usize| {
-            // Rows [lo, hi) of the concatenation of all matrices, in multiples of 4.
-            let per = total_rows.div_ceil(threads).next_multiple_of(4);
+            // Rows [lo, hi) of the concatenation of all matrices, in multiples of 8 (the GEMV
+            // kernel's row group).
+            let per = total_rows.div_ceil(threads).next_multiple_of(8);
             let (lo, hi) = ((t * per).min(total_rows), ((t + 1) * per).min(total_rows));
             let mut first = 0;
             for (i, w) in ws.iter().enumerate() {
@@ -186,7 +190,11 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
                         unsafe { std::slice::from_raw_parts_mut(outs_ptr[i].0.add(r0), r1 - r0) };
                     let rb = w.row_bytes();
                     let bytes = &w.bytes()[r0 * rb..r1 * rb];
-                    if uses_q8(w.dtype, numerics) {
+                    let packed = w.packed().filter(|_| numerics == Numerics::LlamaCpp);
+                    if let (Some(p), true) = (packed, r0 % 8 == 0 && r1 % 8 == 0) {
+                        let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
+                        ondo_kernels::q4_0x8::gemv_q4_0x8(&p[r0 / 8 * gb..r1 / 8 * gb], xq, out);
+                    } else if uses_q8(w.dtype, numerics) {
                         ondo_kernels::gemv_q8(w.dtype, bytes, xq, out);
                     } else if uses_q8k(w.dtype, numerics) {
                         for (o, row) in out.iter_mut().zip(bytes.chunks_exact(rb)) {
@@ -249,6 +257,35 @@ fn matmul_int<B: IntBlocks>(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
             *d = B::dot(dtype, row_bytes, xrow(b));
         }
     });
+}
+
+/// Q4_0x8 path: activations quantized once, groups of 8 rows shared among threads, each
+/// group's [n][8] tile scattered into `out`.
+fn matmul_q4_0x8(w: &QWeight, packed: &[u8], x: &[f32], n: usize, out: &mut [f32]) {
+    let blocks = w.cols / 32;
+    let mut xq: Vec<BlockQ8> = vec![BlockQ8::default(); n * blocks];
+    ondo_kernels::pool::for_each_share(&mut xq, blocks, 2, |first, share| {
+        let mut tmp = Vec::with_capacity(blocks);
+        for (i, dst) in share.chunks_exact_mut(blocks).enumerate() {
+            let t = first + i;
+            ondo_kernels::quantize_q8(&x[t * w.cols..(t + 1) * w.cols], &mut tmp);
+            dst.copy_from_slice(&tmp);
+        }
+    });
+    let gb = blocks * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
+    let groups = w.rows / 8;
+    let mut tiles = vec![0.0f32; groups * n * 8];
+    ondo_kernels::pool::for_each_share(&mut tiles, n * 8, 1, |first, share| {
+        for (gi, tile) in share.chunks_exact_mut(n * 8).enumerate() {
+            let g = first + gi;
+            ondo_kernels::q4_0x8::gemm_q4_0x8(&packed[g * gb..(g + 1) * gb], 8, &xq, n, tile, 8);
+        }
+    });
+    for (g, tile) in tiles.chunks_exact(n * 8).enumerate() {
+        for (t, v) in tile.chunks_exact(8).enumerate() {
+            out[t * w.rows + 8 * g..t * w.rows + 8 * g + 8].copy_from_slice(v);
+        }
+    }
 }
 
 /// Runs `f(row bytes, out_t row [n], scratch)` for every weight row, rows shared among threads,

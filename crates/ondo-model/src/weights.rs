@@ -25,6 +25,8 @@ pub struct QWeight {
     pub rows: usize,
     pub cols: usize,
     storage: Storage,
+    /// Q4_0 rows repacked eight at a time (`ondo_kernels::q4_0x8`) for the integer path.
+    packed: Option<Arc<Vec<u8>>>,
 }
 
 impl QWeight {
@@ -56,6 +58,7 @@ impl QWeight {
             rows,
             cols,
             storage: Storage::Owned(Arc::new(bytes)),
+            packed: None,
         })
     }
 
@@ -70,6 +73,24 @@ impl QWeight {
             Storage::Mapped { file, index } => file.tensor_data(&file.tensors()[*index]),
             Storage::Owned(b) => b,
         }
+    }
+
+    /// Adds the Q4_0x8 repacked copy the integer path prefers (Q4_0 with rows a multiple of
+    /// 8 only; a no-op otherwise). Costs a copy of the matrix in memory.
+    pub fn repack_for_cpu(&mut self) {
+        if self.dtype == DType::Q4_0
+            && self.rows % 8 == 0
+            && self.cols % 32 == 0
+            && self.packed.is_none()
+        {
+            let packed = ondo_kernels::q4_0x8::repack_q4_0x8(self.bytes(), self.rows, self.cols);
+            self.packed = Some(Arc::new(packed));
+        }
+    }
+
+    /// The Q4_0x8 repacked rows, when [`QWeight::repack_for_cpu`] made them.
+    pub fn packed(&self) -> Option<&[u8]> {
+        self.packed.as_deref().map(|v| &v[..])
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -146,6 +167,7 @@ impl TensorLoader<'_> {
                 file: Arc::clone(self.file),
                 index,
             },
+            packed: None,
         })
     }
 
