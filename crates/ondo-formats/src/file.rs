@@ -128,6 +128,35 @@ impl GgufFile {
         self.parsed.alignment
     }
 
+    /// Tells the OS that this process does not need tensor `t`'s pages resident any more
+    /// (for example after copying them into another layout): they leave the process's
+    /// resident set, stay in the page cache, and come back on the next access. A hint: errors
+    /// are ignored, and it does nothing for owned buffers.
+    pub fn release_pages(&self, t: &TensorInfo) {
+        let Backing::Mmap(map) = &self.backing else {
+            return;
+        };
+        let data = self.tensor_data(t);
+        if data.is_empty() {
+            return;
+        }
+        const PAGE: usize = 4096;
+        let start = data.as_ptr() as usize - map.as_ptr() as usize;
+        let (first, end) = (
+            start.next_multiple_of(PAGE),
+            (start + data.len()) / PAGE * PAGE,
+        );
+        if end > first {
+            // SAFETY: the map is a read-only shared file mapping; MADV_DONTNEED only drops
+            // this process's page-table entries, and later reads fault the same file contents
+            // back in from the page cache, so every outstanding borrow still sees the same
+            // bytes. The range lies inside the map (it is inside `data`).
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first)
+            };
+        }
+    }
+
     /// Whether the file is memory-mapped (as opposed to an owned buffer).
     pub fn is_mmapped(&self) -> bool {
         matches!(self.backing, Backing::Mmap(_))

@@ -20,6 +20,13 @@ pub const GROUP_BLOCK_BYTES: usize = 8 * 18;
 
 /// Repacks `rows` Q4_0 rows of `cols` elements (`rows % 8 == 0`, `cols % 32 == 0`).
 pub fn repack_q4_0x8(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    let mut out = vec![0u8; src.len()];
+    repack_q4_0x8_into(src, rows, cols, &mut out);
+    out
+}
+
+/// [`repack_q4_0x8`] into a caller-provided buffer of `src.len()` bytes.
+pub fn repack_q4_0x8_into(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
     assert!(
         rows % 8 == 0 && cols % 32 == 0,
         "Q4_0x8 needs rows % 8 == 0"
@@ -27,9 +34,9 @@ pub fn repack_q4_0x8(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
     let blocks = cols / 32;
     let row_len = blocks * 18;
     assert_eq!(src.len(), rows * row_len, "Q4_0 matrix size");
-    let mut out = vec![0u8; src.len()];
+    assert_eq!(out.len(), src.len(), "Q4_0x8 output size");
     let group_len = blocks * GROUP_BLOCK_BYTES;
-    crate::pool::for_each_share(&mut out, group_len, 8, |first, share| {
+    crate::pool::for_each_share(out, group_len, 8, |first, share| {
         for (gi, dst) in share.chunks_exact_mut(group_len).enumerate() {
             let g = first + gi;
             for j in 0..blocks {
@@ -45,7 +52,6 @@ pub fn repack_q4_0x8(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
             }
         }
     });
-    out
 }
 
 fn check(packed: &[u8], blocks: usize, rows: usize) {

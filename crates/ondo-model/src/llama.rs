@@ -107,7 +107,7 @@ impl LlamaModel {
             token_embd.clone()
         };
         let mut output = output;
-        output.repack_for_cpu();
+        output.repack_for_cpu()?;
         for l in &mut layers {
             for w in [
                 &mut l.wq,
@@ -118,7 +118,7 @@ impl LlamaModel {
                 &mut l.w_up,
                 &mut l.w_down,
             ] {
-                w.repack_for_cpu();
+                w.repack_for_cpu()?;
             }
         }
         Ok(LlamaModel {

@@ -25,8 +25,9 @@ pub struct QWeight {
     pub rows: usize,
     pub cols: usize,
     storage: Storage,
-    /// Q4_0 rows repacked eight at a time (`ondo_kernels::q4_0x8`) for the integer path.
-    packed: Option<Arc<Vec<u8>>>,
+    /// Q4_0 rows repacked eight at a time (`ondo_kernels::q4_0x8`) for the integer path, in
+    /// anonymous memory with transparent huge pages requested.
+    packed: Option<Arc<memmap2::Mmap>>,
 }
 
 impl QWeight {
@@ -76,21 +77,30 @@ impl QWeight {
     }
 
     /// Adds the Q4_0x8 repacked copy the integer path prefers (Q4_0 with rows a multiple of
-    /// 8 only; a no-op otherwise). Costs a copy of the matrix in memory.
-    pub fn repack_for_cpu(&mut self) {
-        if self.dtype == DType::Q4_0
-            && self.rows % 8 == 0
-            && self.cols % 32 == 0
-            && self.packed.is_none()
-        {
-            let packed = ondo_kernels::q4_0x8::repack_q4_0x8(self.bytes(), self.rows, self.cols);
-            self.packed = Some(Arc::new(packed));
+    /// 8 only; a no-op otherwise) and releases the file pages it was made from. Costs a copy
+    /// of the matrix in memory; the file pages return (from the page cache) only if the plain
+    /// rows are used again (`Numerics::Exact`, embedding lookups).
+    pub fn repack_for_cpu(&mut self) -> Result<(), ModelError> {
+        let aligned = self.rows % 8 + self.cols % 32 == 0;
+        if self.dtype != DType::Q4_0 || !aligned || self.packed.is_some() || self.rows == 0 {
+            return Ok(());
         }
+        let src = self.bytes();
+        let io = |e: std::io::Error| ModelError::BadHyperparameter(format!("repacking: {e}"));
+        let mut buf = memmap2::MmapMut::map_anon(src.len()).map_err(io)?;
+        #[cfg(target_os = "linux")]
+        let _ = buf.advise(memmap2::Advice::HugePage);
+        ondo_kernels::q4_0x8::repack_q4_0x8_into(src, self.rows, self.cols, &mut buf);
+        self.packed = Some(Arc::new(buf.make_read_only().map_err(io)?));
+        if let Storage::Mapped { file, index } = &self.storage {
+            file.release_pages(&file.tensors()[*index]);
+        }
+        Ok(())
     }
 
     /// The Q4_0x8 repacked rows, when [`QWeight::repack_for_cpu`] made them.
     pub fn packed(&self) -> Option<&[u8]> {
-        self.packed.as_deref().map(|v| &v[..])
+        self.packed.as_deref().map(|m| &m[..])
     }
 
     pub fn row_bytes(&self) -> usize {
