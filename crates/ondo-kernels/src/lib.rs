@@ -8,7 +8,8 @@
 //! * [`quantize_row`]: llama.cpp's reference quantizers (`quantize_row_*_ref`).
 //! * [`round_activations`]: activations rounded as llama.cpp rounds them for each weight type.
 //! * [`q8`]: integer dots of Q4_0/Q4_1/Q8_0 rows with 8-bit quantized activations.
-//! * [`q8k`]: integer dots of the K-quants (Q2_K..Q6_K) with Q8_K quantized activations.
+//! * [`q8k`]: integer dots of the K-quants (Q2_K..Q6_K) with Q8_K quantized activations;
+//!   [`gemm_q8k`]: their matrix-matrix product for prompt processing.
 //! * [`pool`]: the low-latency thread pool for per-token parallel regions.
 //! * [`ops`]: the f32 building blocks the model needs (rmsnorm, softmax, silu, dot, axpy).
 //!
@@ -31,6 +32,9 @@ mod q8_gemv;
 pub mod q8k;
 #[cfg(target_arch = "x86_64")]
 mod q8k_avx2;
+mod q8k_gemm;
+#[cfg(target_arch = "x86_64")]
+mod q8k_gemm_avx2;
 pub mod quant;
 
 pub use actq::{act_rounding, round_activations, ActRounding};
@@ -40,6 +44,7 @@ pub use ops::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};
 pub use q8::{dot_q8, dot_q8_reference, dot_q8_x4, has_q8_path, quantize_q8, BlockQ8};
 pub use q8_gemv::gemv_q8;
 pub use q8k::{dot_q8k, dot_q8k_reference, dot_q8k_x4, has_q8k_path, quantize_q8k, BlockQ8K};
+pub use q8k_gemm::{gemm_q8k, gemm_q8k_reference};
 pub use quant::{
     bf16_to_f32, dequantize_row, dot_row, f16_to_f32, f32_to_bf16, f32_to_f16, matvec,
     matvec_serial, quantize_row, reference, simd_level,
