@@ -49,6 +49,9 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
         return matmul_int::<BlockQ8>(w, x, n, out);
     }
     if uses_q8k(w.dtype, numerics) {
+        if w.rows % 8 == 0 {
+            return matmul_q8k(w, x, n, out);
+        }
         return matmul_int::<BlockQ8K>(w, x, n, out);
     }
     let rounded;
@@ -229,16 +232,7 @@ unsafe impl Sync for OutPtr {}
 /// Integer path: quantize every activation row once, then dot each weight row with each.
 fn matmul_int<B: IntBlocks>(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     let blocks_per_row = w.cols / B::ELEMS;
-    let mut xq: Vec<B> = vec![B::default(); n * blocks_per_row];
-    // Token rows quantized in parallel.
-    ondo_kernels::pool::for_each_share(&mut xq, blocks_per_row, 2, |first, share| {
-        let mut tmp = Vec::with_capacity(blocks_per_row);
-        for (i, dst) in share.chunks_exact_mut(blocks_per_row).enumerate() {
-            let t = first + i;
-            B::quantize(&x[t * w.cols..(t + 1) * w.cols], &mut tmp);
-            dst.copy_from_slice(&tmp);
-        }
-    });
+    let xq = quantize_rows::<B>(x, n, w.cols);
     let dtype = w.dtype;
     let xrow = |b: usize| &xq[b * blocks_per_row..(b + 1) * blocks_per_row];
     for_each_row_block(w, n, out, |row_bytes, dst, _| {
@@ -259,33 +253,68 @@ fn matmul_int<B: IntBlocks>(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     });
 }
 
-/// Q4_0x8 path: activations quantized once, groups of 8 rows shared among threads, each
-/// group's [n][8] tile scattered into `out`.
+/// Q4_0x8 path: activations quantized once, row chunks shared among threads.
 fn matmul_q4_0x8(w: &QWeight, packed: &[u8], x: &[f32], n: usize, out: &mut [f32]) {
-    let blocks = w.cols / 32;
-    let mut xq: Vec<BlockQ8> = vec![BlockQ8::default(); n * blocks];
+    let xq = quantize_rows::<BlockQ8>(x, n, w.cols);
+    let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
+    by_row_chunks(w.rows, n, out, |r0, r1, tile| {
+        let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
+        ondo_kernels::q4_0x8::gemm_q4_0x8(p, r1 - r0, &xq, n, tile, r1 - r0);
+    });
+}
+
+/// K-quant path: Q8_K activations, the tiled GEMM over row chunks.
+fn matmul_q8k(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
+    let xq = quantize_rows::<BlockQ8K>(x, n, w.cols);
+    let (bytes, rb) = (w.bytes(), w.row_bytes());
+    by_row_chunks(w.rows, n, out, |r0, r1, tile| {
+        let rows = &bytes[r0 * rb..r1 * rb];
+        ondo_kernels::gemm_q8k(w.dtype, rows, r1 - r0, &xq, n, tile, r1 - r0);
+    });
+}
+
+/// Rows per task of a batched product: a multiple of 8 (the kernels' row group).
+const ROW_CHUNK: usize = 32;
+
+/// Shares chunks of `ROW_CHUNK` rows among threads; `f(r0, r1, tile)` fills `tile`
+/// ([n][r1 - r0]) for rows r0..r1, which is then copied into `out` ([n][rows]).
+/// `rows` must be a multiple of 8.
+fn by_row_chunks<F>(rows: usize, n: usize, out: &mut [f32], f: F)
+where
+    F: Fn(usize, usize, &mut [f32]) + Sync,
+{
+    let chunks = rows.div_ceil(ROW_CHUNK);
+    let mut tiles = vec![0.0f32; rows * n];
+    // Chunk c's tile starts at n * ROW_CHUNK * c (the last chunk may be shorter).
+    ondo_kernels::pool::for_each_share(&mut tiles, n * ROW_CHUNK, 1, |first, share| {
+        for (i, tile) in share.chunks_mut(n * ROW_CHUNK).enumerate() {
+            let r0 = (first + i) * ROW_CHUNK;
+            let r1 = (r0 + ROW_CHUNK).min(rows);
+            f(r0, r1, &mut tile[..n * (r1 - r0)]);
+        }
+    });
+    for c in 0..chunks {
+        let (r0, r1) = (c * ROW_CHUNK, (c * ROW_CHUNK + ROW_CHUNK).min(rows));
+        let tile = &tiles[n * r0..n * r1];
+        for (t, v) in tile.chunks_exact(r1 - r0).enumerate() {
+            out[t * rows + r0..t * rows + r1].copy_from_slice(v);
+        }
+    }
+}
+
+/// Every token row of `x` ([n][cols]) quantized, rows shared among threads.
+fn quantize_rows<B: IntBlocks>(x: &[f32], n: usize, cols: usize) -> Vec<B> {
+    let blocks = cols / B::ELEMS;
+    let mut xq: Vec<B> = vec![B::default(); n * blocks];
     ondo_kernels::pool::for_each_share(&mut xq, blocks, 2, |first, share| {
         let mut tmp = Vec::with_capacity(blocks);
         for (i, dst) in share.chunks_exact_mut(blocks).enumerate() {
             let t = first + i;
-            ondo_kernels::quantize_q8(&x[t * w.cols..(t + 1) * w.cols], &mut tmp);
+            B::quantize(&x[t * cols..(t + 1) * cols], &mut tmp);
             dst.copy_from_slice(&tmp);
         }
     });
-    let gb = blocks * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
-    let groups = w.rows / 8;
-    let mut tiles = vec![0.0f32; groups * n * 8];
-    ondo_kernels::pool::for_each_share(&mut tiles, n * 8, 1, |first, share| {
-        for (gi, tile) in share.chunks_exact_mut(n * 8).enumerate() {
-            let g = first + gi;
-            ondo_kernels::q4_0x8::gemm_q4_0x8(&packed[g * gb..(g + 1) * gb], 8, &xq, n, tile, 8);
-        }
-    });
-    for (g, tile) in tiles.chunks_exact(n * 8).enumerate() {
-        for (t, v) in tile.chunks_exact(8).enumerate() {
-            out[t * w.rows + 8 * g..t * w.rows + 8 * g + 8].copy_from_slice(v);
-        }
-    }
+    xq
 }
 
 /// Runs `f(row bytes, out_t row [n], scratch)` for every weight row, rows shared among threads,

@@ -38,13 +38,27 @@ fn tiny_model(types: &[DType]) -> Arc<GgufFile> {
             let vals: Vec<f32> = (0..rows * cols).map(|_| rng.next_f32() * scale).collect();
             let mut bytes = vec![0u8; dtype.row_bytes(cols).unwrap() * rows];
             let rb = dtype.row_bytes(cols).unwrap();
-            for r in 0..rows {
-                ondo_kernels::quantize_row(
-                    dtype,
-                    &vals[r * cols..(r + 1) * cols],
-                    &mut bytes[r * rb..(r + 1) * rb],
-                )
-                .unwrap();
+            if let Some(scales) = k_quant_scale_offsets(dtype) {
+                // No K-quant quantizer here: random bits with small, finite f16 scales.
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = (vals[i % vals.len()].to_bits() >> 7) as u8;
+                }
+                for block in bytes.chunks_exact_mut(dtype.block_bytes()) {
+                    for &o in scales {
+                        let d =
+                            ondo_kernels::f32_to_f16(scale * 0.01 * (1.0 + rng.next_f32().abs()));
+                        block[o..o + 2].copy_from_slice(&d.to_le_bytes());
+                    }
+                }
+            } else {
+                for r in 0..rows {
+                    ondo_kernels::quantize_row(
+                        dtype,
+                        &vals[r * cols..(r + 1) * cols],
+                        &mut bytes[r * rb..(r + 1) * rb],
+                    )
+                    .unwrap();
+                }
             }
             let dims: Vec<u64> = if rows == 1 {
                 vec![cols as u64]
@@ -73,6 +87,17 @@ fn tiny_model(types: &[DType]) -> Arc<GgufFile> {
     tensor(&mut w, "output_norm.weight", 1, dim, DType::F32, 1.0);
     tensor(&mut w, "output.weight", vocab, dim, pick(), 0.2);
     Arc::new(GgufFile::from_bytes(w.to_bytes()).expect("tiny model parses"))
+}
+
+/// Byte offsets of the f16 super-block scales (d, dmin) of the K-quant block layouts.
+fn k_quant_scale_offsets(dtype: DType) -> Option<&'static [usize]> {
+    match dtype {
+        DType::Q2_K => Some(&[80, 82]),
+        DType::Q3_K => Some(&[108]),
+        DType::Q4_K | DType::Q5_K => Some(&[0, 2]),
+        DType::Q6_K => Some(&[208]),
+        _ => None,
+    }
 }
 
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -121,6 +146,24 @@ fn tiny_model_fast_matches_reference_for_every_type() {
         DType::Q5_1,
     ];
     let file = tiny_model(&all);
+    let mut model = load_model(&file).unwrap();
+    let tokens = [1, 5, 99, 250, 3, 3, 17, 42, 299, 0];
+    model.numerics = Numerics::Exact;
+    check_against_reference(&model, &tokens, 1e-4);
+    model.numerics = Numerics::LlamaCpp;
+    check_against_reference(&model, &tokens, 2e-2);
+}
+
+#[test]
+fn tiny_model_fast_matches_reference_for_k_quants() {
+    let k = [
+        DType::Q4_K,
+        DType::Q6_K,
+        DType::Q5_K,
+        DType::Q3_K,
+        DType::Q2_K,
+    ];
+    let file = tiny_model(&k);
     let mut model = load_model(&file).unwrap();
     let tokens = [1, 5, 99, 250, 3, 3, 17, 42, 299, 0];
     model.numerics = Numerics::Exact;
