@@ -7,7 +7,8 @@
 //!   chosen at run time) with a plain scalar twin in [`reference`].
 //! * [`quantize_row`]: llama.cpp's reference quantizers (`quantize_row_*_ref`).
 //! * [`round_activations`]: activations rounded as llama.cpp rounds them for each weight type.
-//! * [`q8`]: integer dots of Q4_0/Q4_1/Q8_0 rows with 8-bit quantized activations.
+//! * [`q8`]: integer dots of Q4_0/Q4_1/Q8_0 rows with 8-bit quantized activations, one at a
+//!   time ([`dot_q8`]) or as a register-blocked GEMM ([`gemm_q8`]) for many tokens.
 //! * [`pool`]: the low-latency thread pool for per-token parallel regions.
 //! * [`ops`]: the f32 building blocks the model needs (rmsnorm, softmax, silu, dot, axpy).
 //!
@@ -24,13 +25,17 @@ pub mod pool;
 pub mod q8;
 #[cfg(target_arch = "x86_64")]
 mod q8_avx2;
+#[cfg(target_arch = "x86_64")]
+mod q8_gemm_avx2;
 pub mod quant;
 
 pub use actq::{act_rounding, round_activations, ActRounding};
 pub use dtype::DType;
 pub use error::KernelError;
 pub use ops::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};
-pub use q8::{dot_q8, dot_q8_reference, dot_q8_x4, has_q8_path, quantize_q8, BlockQ8};
+pub use q8::{
+    dot_q8, dot_q8_reference, dot_q8_x4, gemm_q8, gemm_q8_rows, has_q8_path, quantize_q8, BlockQ8,
+};
 pub use quant::{
     bf16_to_f32, dequantize_row, dot_row, f16_to_f32, f32_to_bf16, f32_to_f16, matvec,
     quantize_row, reference, simd_level,
