@@ -7,7 +7,10 @@
 //!   chosen at run time) with a plain scalar twin in [`reference`].
 //! * [`quantize_row`]: llama.cpp's reference quantizers (`quantize_row_*_ref`).
 //! * [`round_activations`]: activations rounded as llama.cpp rounds them for each weight type.
-//! * [`q8`]: integer dots of Q4_0/Q4_1/Q8_0 rows with 8-bit quantized activations.
+//! * [`q8`]: integer dots of Q4_0/Q4_1/Q8_0 rows with 8-bit quantized activations, one at a
+//!   time ([`dot_q8`]) or as a register-blocked GEMM ([`gemm_q8`]) for many tokens;
+//!   [`gemv_q8`]: the decode product, eight rows per pass; [`q4_0x8`]: Q4_0 repacked eight
+//!   rows at a time.
 //! * [`q8k`]: integer dots of the K-quants (Q2_K..Q6_K) with Q8_K quantized activations;
 //!   [`gemm_q8k`]: their matrix-matrix product for prompt processing.
 //! * [`pool`]: the low-latency thread pool for per-token parallel regions.
@@ -28,6 +31,8 @@ pub mod q4_0x8;
 pub mod q8;
 #[cfg(target_arch = "x86_64")]
 mod q8_avx2;
+#[cfg(target_arch = "x86_64")]
+mod q8_gemm_avx2;
 mod q8_gemv;
 pub mod q8k;
 #[cfg(target_arch = "x86_64")]
@@ -41,7 +46,9 @@ pub use actq::{act_rounding, round_activations, ActRounding};
 pub use dtype::DType;
 pub use error::KernelError;
 pub use ops::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};
-pub use q8::{dot_q8, dot_q8_reference, dot_q8_x4, has_q8_path, quantize_q8, BlockQ8};
+pub use q8::{
+    dot_q8, dot_q8_reference, dot_q8_x4, gemm_q8, gemm_q8_rows, has_q8_path, quantize_q8, BlockQ8,
+};
 pub use q8_gemv::gemv_q8;
 pub use q8k::{dot_q8k, dot_q8k_reference, dot_q8k_x4, has_q8k_path, quantize_q8k, BlockQ8K};
 pub use q8k_gemm::{gemm_q8k, gemm_q8k_reference};

@@ -11,6 +11,10 @@
 //! quantized are exactly those [`crate::round_activations`] produces, so this path equals
 //! "round, dequantize, dot in f32" up to float summation order and the f16 rounding of `s`.
 //! [`dot_q8_reference`] is the scalar twin; [`dot_q8`] picks AVX2 at run time.
+//!
+//! For many tokens at once (prompt processing), [`gemm_q8`] / [`gemm_q8_rows`] compute a
+//! whole block of (row, token) dots with a register-blocked AVX2 kernel
+//! (`q8_gemm_avx2.rs`); each result is bit-identical to the [`dot_q8`] call for that pair.
 
 use crate::quant::{f16_to_f32, f32_to_f16};
 use crate::DType;
@@ -134,4 +138,148 @@ pub fn dot_q8_x4(w: DType, row: &[u8], xq: [&[BlockQ8]; 4]) -> [f32; 4] {
         }
     }
     xq.map(|x| dot_q8_reference(w, row, x))
+}
+
+/// Sizes of one [`gemm_q8`] call: weight rows, tokens, blocks per row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub rows: usize,
+    pub ntok: usize,
+    pub nb: usize,
+}
+
+/// Many dots at once: `out[t * out_stride + r] = dot_q8(w, row r, token t)` for every
+/// `r < rows`, `t < ntok`, each bit-identical to that [`dot_q8`] call.
+///
+/// `rows_bytes` holds `rows` consecutive weight rows and `xq` holds `ntok` activation rows
+/// of equally many blocks (`xq.len() / ntok`); `out_stride >= rows` (token-major output).
+/// With AVX2 this runs a register-blocked kernel (tiles of weight rows × tokens); any row
+/// range and any `ntok >= 1` work, tails included.
+pub fn gemm_q8(
+    w: DType,
+    rows_bytes: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert!(out_stride >= rows, "out_stride {out_stride} < rows {rows}");
+    gemm_strided(w, rows_bytes, rows, xq, ntok, out, (1, out_stride));
+}
+
+/// [`gemm_q8`] with row-major output: `out[r * out_stride + t]` (`out_stride >= ntok`), the
+/// layout a caller sharing weight rows among threads can split into disjoint row ranges.
+pub fn gemm_q8_rows(
+    w: DType,
+    rows_bytes: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert!(out_stride >= ntok, "out_stride {out_stride} < ntok {ntok}");
+    gemm_strided(w, rows_bytes, rows, xq, ntok, out, (out_stride, 1));
+}
+
+/// Shared checks and dispatch; output (r, t) goes to `out[r * rs + t * ts]`.
+fn gemm_strided(
+    w: DType,
+    rows_bytes: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: &mut [f32],
+    (rs, ts): (usize, usize),
+) {
+    assert!(has_q8_path(w), "no Q8 integer path for {w}");
+    if rows == 0 || ntok == 0 {
+        return;
+    }
+    assert_eq!(xq.len() % ntok, 0, "activations are not ntok equal rows");
+    let nb = xq.len() / ntok;
+    assert_eq!(
+        rows.checked_mul(nb * w.block_bytes()),
+        Some(rows_bytes.len()),
+        "weight rows and activations differ in length"
+    );
+    let last = ((rows - 1).checked_mul(rs))
+        .zip((ntok - 1).checked_mul(ts))
+        .and_then(|(a, b)| a.checked_add(b));
+    assert!(
+        last.is_some_and(|last| last < out.len()),
+        "output too short"
+    );
+    let shape = Shape { rows, ntok, nb };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::quant::avx2_available() {
+            // SAFETY: AVX2/FMA/F16C were detected, `w` has a Q8 path, the weight and
+            // activation lengths match `shape`, and the largest output index is in bounds
+            // (all indices are r * rs + t * ts with r < rows, t < ntok).
+            unsafe { super::q8_gemm_avx2::gemm(w, rows_bytes, xq, shape, out, (rs, ts)) };
+            return;
+        }
+    }
+    gemm_portable(w, rows_bytes, xq, shape, out, (rs, ts));
+}
+
+/// The portable path: one [`dot_q8`] per pair (lengths already checked).
+fn gemm_portable(
+    w: DType,
+    rows_bytes: &[u8],
+    xq: &[BlockQ8],
+    shape: Shape,
+    out: &mut [f32],
+    (rs, ts): (usize, usize),
+) {
+    let rb = shape.nb * w.block_bytes();
+    for r in 0..shape.rows {
+        let row = &rows_bytes[r * rb..(r + 1) * rb];
+        for t in 0..shape.ntok {
+            let x = &xq[t * shape.nb..(t + 1) * shape.nb];
+            out[r * rs + t * ts] = dot_q8(w, row, x);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable path (what non-AVX2 machines and `ONDO_NO_SIMD` run) fills both layouts
+    /// with the per-pair dots.
+    #[test]
+    fn portable_gemm_is_one_dot_per_pair() {
+        let (rows, ntok, nb) = (3, 4, 2);
+        let x: Vec<f32> = (0..ntok * nb * 32)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.1)
+            .collect();
+        let mut xq = Vec::new();
+        quantize_q8(&x, &mut xq);
+        for w in [DType::Q4_0, DType::Q4_1, DType::Q8_0] {
+            let wv: Vec<f32> = (0..rows * nb * 32)
+                .map(|i| ((i * 53 % 31) as f32 - 15.0) * 0.07)
+                .collect();
+            let mut wb = vec![0u8; w.row_bytes(wv.len()).unwrap()];
+            crate::quantize_row(w, &wv, &mut wb).unwrap();
+            let rb = wb.len() / rows;
+            let shape = Shape { rows, ntok, nb };
+            for (rs, ts) in [(ntok, 1), (1, rows + 1)] {
+                let mut out = vec![f32::NAN; rows * ntok + rows * 2];
+                gemm_portable(w, &wb, &xq, shape, &mut out, (rs, ts));
+                for r in 0..rows {
+                    for t in 0..ntok {
+                        let want = dot_q8(w, &wb[r * rb..(r + 1) * rb], &xq[t * nb..(t + 1) * nb]);
+                        assert_eq!(
+                            out[r * rs + t * ts].to_bits(),
+                            want.to_bits(),
+                            "{w} ({r},{t})"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

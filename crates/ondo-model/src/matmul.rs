@@ -46,7 +46,7 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
         return matmul_q4_0x8(w, packed, x, n, out);
     }
     if uses_q8(w.dtype, numerics) {
-        return matmul_int::<BlockQ8>(w, x, n, out);
+        return matmul_q8(w, x, n, out);
     }
     if uses_q8k(w.dtype, numerics) {
         if w.rows % 8 == 0 {
@@ -263,6 +263,17 @@ fn matmul_q4_0x8(w: &QWeight, packed: &[u8], x: &[f32], n: usize, out: &mut [f32
     });
 }
 
+/// Q4_0/Q4_1/Q8_0 path: Q8 activations, the tiled GEMM (bit-identical to `dot_q8` per pair,
+/// ggml's order: the fidelity path) over row chunks.
+fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
+    let xq = quantize_rows::<BlockQ8>(x, n, w.cols);
+    let (bytes, rb) = (w.bytes(), w.row_bytes());
+    by_row_chunks(w.rows, n, out, |r0, r1, tile| {
+        let rows = &bytes[r0 * rb..r1 * rb];
+        ondo_kernels::gemm_q8(w.dtype, rows, r1 - r0, &xq, n, tile, r1 - r0);
+    });
+}
+
 /// K-quant path: Q8_K activations, the tiled GEMM over row chunks.
 fn matmul_q8k(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     let xq = quantize_rows::<BlockQ8K>(x, n, w.cols);
@@ -273,12 +284,13 @@ fn matmul_q8k(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     });
 }
 
-/// Rows per task of a batched product: a multiple of 8 (the kernels' row group).
-const ROW_CHUNK: usize = 32;
+/// Rows per task of a batched product: a multiple of 8 (the Q4_0x8 and K-quant row group)
+/// and of 3 (the Q8 GEMM's row tile).
+const ROW_CHUNK: usize = 48;
 
 /// Shares chunks of `ROW_CHUNK` rows among threads; `f(r0, r1, tile)` fills `tile`
 /// ([n][r1 - r0]) for rows r0..r1, which is then copied into `out` ([n][rows]).
-/// `rows` must be a multiple of 8.
+/// Callers that need 8-row groups pass `rows` a multiple of 8.
 fn by_row_chunks<F>(rows: usize, n: usize, out: &mut [f32], f: F)
 where
     F: Fn(usize, usize, &mut [f32]) + Sync,
