@@ -157,6 +157,64 @@ mod avx2 {
         }
     }
 
+    /// # Safety
+    /// AVX2/FMA/F16C; `hd % 8 == 0`, `hd <= 256`, `q.len() / hd <= 8`; key rows inside `keys`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn scores_group<E: KvElem>(
+        q: &[f32],
+        hd: usize,
+        keys: &[E],
+        stride: usize,
+        scale: f32,
+        out: &mut [f32],
+        len: usize,
+    ) {
+        let g = q.len() / hd;
+        let nv = hd / 8;
+        let (qp, kp) = (q.as_ptr(), keys.as_ptr());
+        for p in 0..len {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for v in 0..nv {
+                let k = E::load8(kp.add(p * stride + 8 * v));
+                for (h, a) in acc.iter_mut().enumerate().take(g) {
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(h * hd + 8 * v)), k, *a);
+                }
+            }
+            for (h, a) in acc.iter().enumerate().take(g) {
+                out[h * len + p] = hsum(*a) * scale;
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2/FMA/F16C; `hd % 8 == 0`, `out.len() / hd <= 8`; value rows inside `values`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weighted_sum_group<E: KvElem>(
+        out: &mut [f32],
+        hd: usize,
+        probs: &[f32],
+        values: &[E],
+        stride: usize,
+        len: usize,
+    ) {
+        let g = out.len() / hd;
+        let vp = values.as_ptr();
+        // One 8-wide column strip at a time: the heads' accumulators stay in registers and
+        // the strip of every value row is read once for all heads.
+        for v in 0..hd / 8 {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for p in 0..len {
+                let x = E::load8(vp.add(p * stride + 8 * v));
+                for (h, a) in acc.iter_mut().enumerate().take(g) {
+                    *a = _mm256_fmadd_ps(x, _mm256_set1_ps(*probs.get_unchecked(h * len + p)), *a);
+                }
+            }
+            for (h, a) in acc.iter().enumerate().take(g) {
+                _mm256_storeu_ps(out.as_mut_ptr().add(h * hd + 8 * v), *a);
+            }
+        }
+    }
+
     /// Accumulators in registers for `N` groups of 8 outputs.
     #[inline(always)]
     unsafe fn wsum<E: KvElem, const N: usize>(
@@ -205,5 +263,63 @@ pub fn to_f16(src: &[f32], dst: &mut [u16]) {
     }
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = crate::f32_to_f16(s);
+    }
+}
+
+/// Scores of the `G = q.len() / hd` query heads that share one KV head (grouped-query
+/// attention), reading each key row once for all of them:
+/// `out[h * len + p] = dot_lanes8(q_h, K[p]) * scale`, bit-identical to [`scores_lanes8`]
+/// per head.
+pub fn scores_group<E: KvElem>(
+    q: &[f32],
+    hd: usize,
+    keys: &[E],
+    stride: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let g = q.len() / hd.max(1);
+    let len = out.len() / g.max(1);
+    assert_eq!(q.len(), g * hd, "q is whole heads");
+    assert_eq!(out.len(), g * len, "out is [heads][len]");
+    if len > 0 {
+        assert!(keys.len() >= (len - 1) * stride + hd, "keys too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() && hd % 8 == 0 && hd <= 256 && g <= 8 {
+        // SAFETY: AVX2/FMA/F16C detected; every key row lies in `keys` (checked above).
+        unsafe { avx2::scores_group(q, hd, keys, stride, scale, out, len) };
+        return;
+    }
+    for (qh, o) in q.chunks_exact(hd).zip(out.chunks_exact_mut(len.max(1))) {
+        scores_lanes8(qh, keys, stride, scale, &mut o[..len]);
+    }
+}
+
+/// The value sums of `G` heads sharing one KV head, reading each value row once for all of
+/// them: `out[h * hd + d] = Σ_p probs[h * len + p] V[p][d]`, bit-identical to
+/// [`weighted_sum_seq`] per head.
+pub fn weighted_sum_group<E: KvElem>(
+    out: &mut [f32],
+    hd: usize,
+    probs: &[f32],
+    values: &[E],
+    stride: usize,
+) {
+    let g = out.len() / hd.max(1);
+    let len = probs.len() / g.max(1);
+    assert_eq!(out.len(), g * hd, "out is whole heads");
+    assert_eq!(probs.len(), g * len, "probs is [heads][len]");
+    if len > 0 {
+        assert!(values.len() >= (len - 1) * stride + hd, "values too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() && hd % 8 == 0 && g <= 8 {
+        // SAFETY: AVX2/FMA/F16C detected; every value row lies in `values` (checked above).
+        unsafe { avx2::weighted_sum_group(out, hd, probs, values, stride, len) };
+        return;
+    }
+    for (o, p) in out.chunks_exact_mut(hd).zip(probs.chunks_exact(len.max(1))) {
+        weighted_sum_seq(o, &p[..len], values, stride);
     }
 }

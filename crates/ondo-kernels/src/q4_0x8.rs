@@ -39,15 +39,25 @@ pub fn repack_q4_0x8_into(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) 
     crate::pool::for_each_share(out, group_len, 8, |first, share| {
         for (gi, dst) in share.chunks_exact_mut(group_len).enumerate() {
             let g = first + gi;
-            for j in 0..blocks {
-                let o = &mut dst[j * GROUP_BLOCK_BYTES..(j + 1) * GROUP_BLOCK_BYTES];
-                for r in 0..8 {
-                    let b = &src[(8 * g + r) * row_len + j * 18..][..18];
-                    o[2 * r..2 * r + 2].copy_from_slice(&b[..2]);
+            let rows8: [&[u8]; 8] =
+                std::array::from_fn(|r| &src[(8 * g + r) * row_len..(8 * g + r + 1) * row_len]);
+            for (j, o) in dst.chunks_exact_mut(GROUP_BLOCK_BYTES).enumerate() {
+                // Whole-word moves through fixed-size arrays: no per-byte bounds checks.
+                let mut scales = [0u16; 8];
+                let mut words = [0u32; 32];
+                for (r, row) in rows8.iter().enumerate() {
+                    let b: &[u8; 18] = row[j * 18..j * 18 + 18].try_into().unwrap_or(&[0; 18]);
+                    scales[r] = u16::from_le_bytes([b[0], b[1]]);
                     for c in 0..4 {
-                        o[16 + 32 * c + 4 * r..16 + 32 * c + 4 * r + 4]
-                            .copy_from_slice(&b[2 + 4 * c..2 + 4 * c + 4]);
+                        let q = [b[2 + 4 * c], b[3 + 4 * c], b[4 + 4 * c], b[5 + 4 * c]];
+                        words[8 * c + r] = u32::from_le_bytes(q);
                     }
+                }
+                for (d, v) in o[..16].chunks_exact_mut(2).zip(scales) {
+                    d.copy_from_slice(&v.to_le_bytes());
+                }
+                for (d, v) in o[16..].chunks_exact_mut(4).zip(words) {
+                    d.copy_from_slice(&v.to_le_bytes());
                 }
             }
         }

@@ -144,3 +144,55 @@ fn f16_rounding_kernels_equal_the_scalar_conversion() {
         }
     }
 }
+
+#[test]
+fn grouped_attention_kernels_equal_the_per_head_ones_bit_for_bit() {
+    use ondo_kernels::attn::{scores_group, scores_lanes8, weighted_sum_group, weighted_sum_seq};
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut f = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    for (g, hd, len) in [
+        (1usize, 64usize, 1usize),
+        (3, 64, 37),
+        (4, 64, 130),
+        (2, 128, 9),
+        (4, 32, 5),
+    ] {
+        let q: Vec<f32> = (0..g * hd).map(|_| f()).collect();
+        let keys: Vec<u16> = (0..len * hd)
+            .map(|_| ondo_kernels::f32_to_f16(f()))
+            .collect();
+        let vals: Vec<u16> = (0..len * hd)
+            .map(|_| ondo_kernels::f32_to_f16(f()))
+            .collect();
+        let mut grouped = vec![0.0f32; g * len];
+        scores_group(&q, hd, &keys, hd, 0.125, &mut grouped);
+        let probs: Vec<f32> = (0..g * len).map(|_| f().abs()).collect();
+        let mut out = vec![0.0f32; g * hd];
+        weighted_sum_group(&mut out, hd, &probs, &vals, hd);
+        for h in 0..g {
+            let mut one = vec![0.0f32; len];
+            scores_lanes8(&q[h * hd..(h + 1) * hd], &keys, hd, 0.125, &mut one);
+            for p in 0..len {
+                assert_eq!(
+                    grouped[h * len + p].to_bits(),
+                    one[p].to_bits(),
+                    "scores g{g} h{h} p{p}"
+                );
+            }
+            let mut o = vec![0.0f32; hd];
+            weighted_sum_seq(&mut o, &probs[h * len..(h + 1) * len], &vals, hd);
+            for d in 0..hd {
+                assert_eq!(
+                    out[h * hd + d].to_bits(),
+                    o[d].to_bits(),
+                    "values g{g} h{h} d{d}"
+                );
+            }
+        }
+    }
+}

@@ -1,42 +1,44 @@
 //! Causal attention of a batch of consecutive tokens against the f16 KV cache.
 //!
-//! One task per (token, head): scores `q·K[p] / sqrt(head_dim)` over positions `0..=pos`,
-//! softmax, then the probability-weighted sum of `V`. Under `Numerics::LlamaCpp` the scores use
-//! ggml's vector exp, the probabilities are rounded to f16, and a batch sums `P·V` in
-//! tinyBLAS's lane order, as llama.cpp's batched evaluation does; a single token (decoding)
-//! sums in position order with the accumulators in registers. Heads of one KV group are
-//! adjacent tasks, so a thread's share reads each cached key row for the whole group while it
-//! is in cache.
+//! A batch (prefill, perplexity): one task per (token, head): scores `q·K[p] / sqrt(head_dim)`
+//! over positions `0..=pos`, softmax, then the probability-weighted sum of `V`. Under
+//! `Numerics::LlamaCpp` the scores use ggml's vector exp, the probabilities are rounded to
+//! f16, and `P·V` sums in tinyBLAS's lane order, as llama.cpp's batched evaluation does.
+//! One token (decoding): one task per KV head, whose query heads share every key and value row
+//! read, sums over positions in order with the accumulators in registers. The cache is laid out
+//! per KV head, so each task streams contiguous memory.
 
 use std::cell::RefCell;
 
-use ondo_kernels::attn::{scores_lanes8, weighted_sum_seq};
+use ondo_kernels::attn::{scores_group, scores_lanes8, weighted_sum_group, weighted_sum_seq};
 use ondo_kernels::ggml_math::{softmax_ggml, weighted_sum_lanes8};
 
-use crate::kv::{round_f16, F16};
-use crate::{LlamaConfig, Numerics};
+use crate::kv::round_f16;
+use crate::{KvCache, LlamaConfig, Numerics};
 
 thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// q: [n][dim] (already rounded as the numerics want), keys/values: [start + n][kv_dim] of
-/// this layer, att: [n][dim]. Token `i` sits at position `start + i`.
+/// q: [n][dim] (already rounded as the numerics want), att: [n][dim]; the cache holds this
+/// layer's keys and values of positions `0..start + n`. Token `i` sits at position `start + i`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     c: &LlamaConfig,
     q: &[f32],
-    keys: &[F16],
-    values: &[F16],
+    kv: &KvCache,
+    layer: usize,
     start: usize,
     n: usize,
     att: &mut [f32],
     numerics: Numerics,
 ) {
-    let (dim, kv_dim, hd) = (c.dim, c.kv_dim(), c.head_dim);
+    let (dim, hd) = (c.dim, c.head_dim);
     let scale = 1.0 / (hd as f32).sqrt();
     let group = c.group_size();
-    let one_token = n == 1;
+    if n == 1 {
+        return attend_one(c, q, kv, layer, start, att, numerics);
+    }
     let task = |idx: usize, out: &mut [f32], scores: &mut Vec<f32>| {
         let (i, h) = (idx / c.n_heads, idx % c.n_heads);
         let kvh = h / group;
@@ -47,17 +49,20 @@ pub(crate) fn attend(
             scores.reserve(len.next_multiple_of(1024) - scores.len());
         }
         scores.resize(len, 0.0);
-        scores_lanes8(qh, &keys[kvh * hd..], kv_dim, scale, scores);
+        let (keys, vals) = (
+            kv.head_keys(layer, kvh, len),
+            kv.head_values(layer, kvh, len),
+        );
+        scores_lanes8(qh, keys, hd, scale, scores);
         match numerics {
             Numerics::LlamaCpp => softmax_ggml(scores),
             Numerics::Exact => ondo_kernels::softmax_inplace(scores),
         }
         round_f16(scores, numerics);
-        let vals = &values[kvh * hd..];
-        if numerics == Numerics::LlamaCpp && !one_token {
-            weighted_sum_lanes8(out, scores, vals, kv_dim);
+        if numerics == Numerics::LlamaCpp {
+            weighted_sum_lanes8(out, scores, vals, hd);
         } else {
-            weighted_sum_seq(out, scores, vals, kv_dim);
+            weighted_sum_seq(out, scores, vals, hd);
         }
     };
     ondo_kernels::pool::for_each_share(&mut att[..n * dim], hd, 1, |first, share| {
@@ -65,6 +70,49 @@ pub(crate) fn attend(
             let mut scores = s.borrow_mut();
             for (j, out) in share.chunks_exact_mut(hd).enumerate() {
                 task(first + j, out, &mut scores);
+            }
+        })
+    });
+}
+
+/// One token (decoding): one task per KV head, whose query heads share every key and value
+/// row read (`scores_group`, `weighted_sum_group`: per head the same arithmetic as the
+/// one-head kernels, sums over positions in order).
+fn attend_one(
+    c: &LlamaConfig,
+    q: &[f32],
+    kv: &KvCache,
+    layer: usize,
+    start: usize,
+    att: &mut [f32],
+    numerics: Numerics,
+) {
+    let (hd, group) = (c.head_dim, c.group_size());
+    let scale = 1.0 / (hd as f32).sqrt();
+    let len = start + 1;
+    ondo_kernels::pool::for_each_share(&mut att[..c.dim], group * hd, 1, |first, share| {
+        SCORES.with(|s| {
+            let mut scores = s.borrow_mut();
+            let need = group * len;
+            if scores.capacity() < need {
+                let have = scores.len();
+                scores.reserve(need.next_multiple_of(1024 * group) - have);
+            }
+            scores.resize(need, 0.0);
+            for (i, out) in share.chunks_exact_mut(group * hd).enumerate() {
+                let kvh = first + i;
+                let qg = &q[kvh * group * hd..(kvh + 1) * group * hd];
+                let keys = kv.head_keys(layer, kvh, len);
+                scores_group(qg, hd, keys, hd, scale, &mut scores);
+                for sh in scores.chunks_exact_mut(len) {
+                    match numerics {
+                        Numerics::LlamaCpp => softmax_ggml(sh),
+                        Numerics::Exact => ondo_kernels::softmax_inplace(sh),
+                    }
+                    round_f16(sh, numerics);
+                }
+                let values = kv.head_values(layer, kvh, len);
+                weighted_sum_group(out, hd, &scores, values, hd);
             }
         })
     });

@@ -12,7 +12,7 @@ use ondo_formats::GgufFile;
 use ondo_kernels::{rmsnorm, silu};
 
 use crate::attention::attend;
-use crate::kv::{round_f16, store};
+use crate::kv::round_f16;
 use crate::matmul::{matmul, matmul_group};
 use crate::rope::Rope;
 use crate::weights::TensorLoader;
@@ -107,7 +107,7 @@ impl LlamaModel {
             token_embd.clone()
         };
         let mut output = output;
-        output.repack_for_cpu()?;
+        output.prepare_for_cpu()?;
         for l in &mut layers {
             for w in [
                 &mut l.wq,
@@ -118,7 +118,7 @@ impl LlamaModel {
                 &mut l.w_up,
                 &mut l.w_down,
             ] {
-                w.repack_for_cpu()?;
+                w.prepare_for_cpu()?;
             }
         }
         Ok(LlamaModel {
@@ -233,13 +233,9 @@ impl LlamaModel {
             }
             // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
             // precision of llama.cpp's default f16 KV cache.
-            let (kc, vc) = kv.kv_mut(l, start, n);
-            store(kc, k);
-            store(vc, v);
-            round_f16(&mut *q, self.numerics);
-            let keys = kv.keys(l, 0, start + n);
-            let values = kv.values(l, 0, start + n);
-            attend(c, q, keys, values, start, n, &mut *att, self.numerics);
+            kv.write(l, start, k, v);
+            round_f16(q, self.numerics);
+            attend(c, q, kv, l, start, n, &mut *att, self.numerics);
             matmul(&w.wo, att, n, &mut *proj, self.numerics);
             add_into(&mut *x, proj);
 

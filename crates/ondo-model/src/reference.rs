@@ -5,7 +5,7 @@
 use ondo_kernels::reference::{dequantize_row, dot_row};
 use ondo_kernels::{f16_to_f32, round_activations};
 
-use crate::kv::{round_f16, store};
+use crate::kv::round_f16;
 
 use crate::{KvCache, LlamaModel, ModelError, Numerics, QWeight};
 
@@ -85,23 +85,19 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
         m.rope.apply(&mut q, pos);
         m.rope.apply(&mut k, pos);
         // The cache holds f16 values (llama.cpp's default KV type).
-        {
-            let (kc, vc) = kv.kv_mut(l, pos, 1);
-            store(kc, &k);
-            store(vc, &v);
-        }
+        kv.write(l, pos, &k, &v);
         // llama.cpp dots f16 keys with q converted to f16.
         let mut q16 = q.clone();
         round_f16(&mut q16, m.numerics);
-        let keys = kv.keys(l, 0, pos + 1); // [pos+1][kv_dim]
-        let values = kv.values(l, 0, pos + 1); // [pos+1][kv_dim]
         for h in 0..c.n_heads {
             let kvh = h / c.group_size();
+            let keys = kv.head_keys(l, kvh, pos + 1); // [pos+1][head_dim]
+            let values = kv.head_values(l, kvh, pos + 1); // [pos+1][head_dim]
             let qh = &q16[h * hd..(h + 1) * hd];
             // scores: [pos+1]
             let mut scores: Vec<f32> = (0..=pos)
                 .map(|p| {
-                    let kp = &keys[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
+                    let kp = &keys[p * hd..(p + 1) * hd];
                     let dot = match m.numerics {
                         Numerics::LlamaCpp => ondo_kernels::ggml_math::dot_lanes8(qh, kp),
                         Numerics::Exact => qh.iter().zip(kp).map(|(a, b)| a * f16_to_f32(*b)).sum(),
@@ -118,17 +114,12 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
             let out = &mut att[h * hd..(h + 1) * hd];
             if m.numerics == Numerics::LlamaCpp {
                 // tinyBLAS's accumulation order (see ondo_kernels::ggml_math).
-                ondo_kernels::ggml_math::weighted_sum_lanes8(
-                    out,
-                    &scores,
-                    &values[kvh * hd..],
-                    kv_dim,
-                );
+                ondo_kernels::ggml_math::weighted_sum_lanes8(out, &scores, values, hd);
                 continue;
             }
             out.fill(0.0);
             for (p, s) in scores.iter().enumerate() {
-                let vp = &values[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
+                let vp = &values[p * hd..(p + 1) * hd];
                 for d in 0..hd {
                     out[d] += s * f16_to_f32(vp[d]);
                 }
