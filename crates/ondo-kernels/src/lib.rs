@@ -50,7 +50,9 @@ pub use q8::{
     dot_q8, dot_q8_reference, dot_q8_x4, gemm_q8, gemm_q8_rows, has_q8_path, quantize_q8, BlockQ8,
 };
 pub use q8_gemv::gemv_q8;
-pub use q8k::{dot_q8k, dot_q8k_reference, dot_q8k_x4, has_q8k_path, quantize_q8k, BlockQ8K};
+pub use q8k::{
+    dot_q8k, dot_q8k_reference, dot_q8k_x4, gemv_q8k, has_q8k_path, quantize_q8k, BlockQ8K,
+};
 pub use q8k_gemm::{gemm_q8k, gemm_q8k_reference};
 pub use quant::{
     bf16_to_f32, dequantize_row, dot_row, f16_to_f32, f32_to_bf16, f32_to_f16, matvec,

@@ -133,6 +133,31 @@ pub fn dot_q8k(w: DType, row: &[u8], xq: &[BlockQ8K]) -> f32 {
     dot_q8k_reference(w, row, xq)
 }
 
+/// `out[r] = dot_q8k(w, row r, xq)` for the `out.len()` consecutive rows in `rows`, with one
+/// dispatch for all of them (the decode product).
+#[track_caller]
+pub fn gemv_q8k(w: DType, rows: &[u8], xq: &[BlockQ8K], out: &mut [f32]) {
+    let row_len = xq.len() * w.block_bytes();
+    assert_eq!(
+        rows.len(),
+        out.len() * row_len,
+        "rows and activations differ in length"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::quant::avx2_available() && !out.is_empty() {
+            check_lengths(w, &rows[..row_len], xq);
+            // SAFETY: AVX2/FMA/F16C were detected; `w` has a kernel (checked) and every row is
+            // `row_len` bytes matching `xq` (checked above).
+            unsafe { super::q8k_avx2::gemv(w, rows, row_len, xq, out) };
+            return;
+        }
+    }
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_len.max(1))) {
+        *o = dot_q8k_reference(w, row, xq);
+    }
+}
+
 /// Dots of one weight row with four activation rows at once (each weight super-block is
 /// unpacked once); bit for bit equal to four [`dot_q8k`] calls.
 #[track_caller]

@@ -46,6 +46,32 @@ pub(crate) unsafe fn dot4(w: DType, row: &[u8], xq: [&[BlockQ8K]; 4]) -> [f32; 4
     dot_n(w, row, xq)
 }
 
+/// `out[r]` = the dot of row `r` of `rows` (each `row_len` bytes) with `xq`: one dispatch for
+/// all rows (decoding calls this per matrix, not per row).
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; `w` is a K-quant,
+/// `row_len == xq.len() * w.block_bytes()` and `rows.len() == out.len() * row_len`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemv(w: DType, rows: &[u8], row_len: usize, xq: &[BlockQ8K], out: &mut [f32]) {
+    // A macro, not a function pointer: the kernels must inline into this AVX2 function.
+    macro_rules! each {
+        ($kernel:ident) => {
+            for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_len)) {
+                *o = $kernel::<1>(row, [xq])[0];
+            }
+        };
+    }
+    match w {
+        DType::Q2_K => each!(q2_k),
+        DType::Q3_K => each!(q3_k),
+        DType::Q4_K => each!(q4_k),
+        DType::Q5_K => each!(q5_k),
+        DType::Q6_K => each!(q6_k),
+        _ => unreachable!("dispatch checks has_q8k_path"),
+    }
+}
+
 #[inline(always)]
 unsafe fn dot_n<const N: usize>(w: DType, row: &[u8], xq: [&[BlockQ8K]; N]) -> [f32; N] {
     match w {

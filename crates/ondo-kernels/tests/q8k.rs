@@ -283,3 +283,30 @@ fn q8k_dot_rejects_legacy_weights() {
 fn quantize_rejects_ragged_length() {
     quantize(&[1.0; 300]);
 }
+
+#[test]
+fn gemv_q8k_equals_dot_q8k_per_row() {
+    let mut rng = common::Rng::new(77);
+    for w in [
+        DType::Q2_K,
+        DType::Q3_K,
+        DType::Q4_K,
+        DType::Q5_K,
+        DType::Q6_K,
+    ] {
+        for (rows, sb) in [(1usize, 1usize), (5, 2), (16, 3)] {
+            let n = sb * 256;
+            let bytes = common::random_row(&mut rng, w, rows * n);
+            let x = rng.vec(n, -2.0, 2.0);
+            let mut xq = Vec::new();
+            ondo_kernels::quantize_q8k(&x, &mut xq);
+            let mut out = vec![0.0f32; rows];
+            ondo_kernels::gemv_q8k(w, &bytes, &xq, &mut out);
+            let rb = bytes.len() / rows;
+            for (r, o) in out.iter().enumerate() {
+                let d = ondo_kernels::dot_q8k(w, &bytes[r * rb..(r + 1) * rb], &xq);
+                assert_eq!(o.to_bits(), d.to_bits(), "{w} rows {rows} row {r}");
+            }
+        }
+    }
+}

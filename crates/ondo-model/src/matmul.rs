@@ -200,9 +200,7 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
                     } else if uses_q8(w.dtype, numerics) {
                         ondo_kernels::gemv_q8(w.dtype, bytes, xq, out);
                     } else if uses_q8k(w.dtype, numerics) {
-                        for (o, row) in out.iter_mut().zip(bytes.chunks_exact(rb)) {
-                            *o = ondo_kernels::dot_q8k(w.dtype, row, xqk);
-                        }
+                        ondo_kernels::gemv_q8k(w.dtype, bytes, xqk, out);
                     } else {
                         let xs = if xr[i].len() == x.len() && numerics == Numerics::LlamaCpp {
                             &xr[i][..]
