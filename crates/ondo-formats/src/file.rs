@@ -133,10 +133,18 @@ impl GgufFile {
     /// resident set, stay in the page cache, and come back on the next access. A hint: errors
     /// are ignored, and it does nothing for owned buffers.
     pub fn release_pages(&self, t: &TensorInfo) {
+        self.release_tensor_range(t, 0, usize::MAX);
+    }
+
+    /// [`GgufFile::release_pages`] for bytes `start..start + len` of tensor `t`'s data only
+    /// (clamped to the tensor; whole pages inside the range).
+    pub fn release_tensor_range(&self, t: &TensorInfo, start: usize, len: usize) {
         let Backing::Mmap(map) = &self.backing else {
             return;
         };
-        let data = self.tensor_data(t);
+        let all = self.tensor_data(t);
+        let from = start.min(all.len());
+        let data = &all[from..from.saturating_add(len).min(all.len())];
         if data.is_empty() {
             return;
         }

@@ -41,6 +41,7 @@ mod q8k_gemm;
 #[cfg(target_arch = "x86_64")]
 mod q8k_gemm_avx2;
 pub mod quant;
+pub mod rows8;
 
 pub use actq::{act_rounding, round_activations, ActRounding};
 pub use dtype::DType;

@@ -64,6 +64,19 @@ pub fn repack_q4_0x8_into(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) 
     });
 }
 
+/// Row `r` of a Q4_0x8 matrix back in the plain Q4_0 layout (`out`: one row's bytes).
+pub fn unpack_row(packed: &[u8], cols: usize, r: usize, out: &mut [u8]) {
+    let blocks = cols / 32;
+    let (g, ri) = (r / 8, r % 8);
+    for (j, b) in out.chunks_exact_mut(18).enumerate().take(blocks) {
+        let o = &packed[(g * blocks + j) * GROUP_BLOCK_BYTES..][..GROUP_BLOCK_BYTES];
+        b[..2].copy_from_slice(&o[2 * ri..2 * ri + 2]);
+        for c in 0..4 {
+            b[2 + 4 * c..6 + 4 * c].copy_from_slice(&o[16 + 32 * c + 4 * ri..20 + 32 * c + 4 * ri]);
+        }
+    }
+}
+
 fn check(packed: &[u8], blocks: usize, rows: usize) {
     assert_eq!(rows % 8, 0, "Q4_0x8 rows come in groups of 8");
     assert_eq!(

@@ -212,3 +212,63 @@ fn q4_0x8_repacked_products_equal_their_twin_and_the_plain_rows() {
         }
     }
 }
+
+#[test]
+fn rows8_products_equal_dot_q8_bit_for_bit() {
+    use ondo_kernels::rows8::{gemm_rows8, repack_rows8, unpack_row};
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for w in [DType::Q4_1, DType::Q8_0] {
+        for (rows, blocks, ntok) in [
+            (8usize, 1usize, 1usize),
+            (16, 3, 5),
+            (24, 18, 3),
+            (8, 48, 4),
+            (40, 5, 13),
+        ] {
+            let n = blocks * 32;
+            let rb = w.row_bytes(n).unwrap();
+            let mut plain = vec![0u8; rows * rb];
+            for r in 0..rows {
+                let wv: Vec<f32> = (0..n)
+                    .map(|_| rng.f() * if r % 5 == 0 { 50.0 } else { 1.0 })
+                    .collect();
+                quantize_row(w, &wv, &mut plain[r * rb..(r + 1) * rb]).unwrap();
+            }
+            let mut packed = vec![0u8; plain.len()];
+            repack_rows8(w, &plain, rows, n, &mut packed);
+            let mut back = vec![0u8; rb];
+            for r in 0..rows {
+                unpack_row(w, &packed, n, r, &mut back);
+                assert_eq!(back, plain[r * rb..(r + 1) * rb], "{w} unpack row {r}");
+            }
+            let mut xq = Vec::new();
+            for t in 0..ntok {
+                let mut x: Vec<f32> = (0..n).map(|_| rng.f() * 3.0).collect();
+                if t == 1 {
+                    x[..32].fill(0.0);
+                }
+                let mut b = Vec::new();
+                quantize_q8(&x, &mut b);
+                xq.extend(b);
+            }
+            let stride = rows + 5;
+            let mut out = vec![-1.0f32; ntok * stride];
+            gemm_rows8(w, &packed, rows, &xq, ntok, &mut out, stride);
+            for t in 0..ntok {
+                let x = &xq[t * blocks..(t + 1) * blocks];
+                for r in 0..rows {
+                    let d = dot_q8(w, &plain[r * rb..(r + 1) * rb], x);
+                    let f = out[t * stride + r];
+                    assert_eq!(
+                        f.to_bits(),
+                        d.to_bits(),
+                        "{w} rows {rows} blocks {blocks} t {t} r {r}: {f} vs {d}"
+                    );
+                }
+                for gap in rows..stride {
+                    assert_eq!(out[t * stride + gap], -1.0);
+                }
+            }
+        }
+    }
+}

@@ -85,7 +85,7 @@ impl LlamaModel {
             }
             config.rope_scaling = Some(RopeScaling::FreqFactors(factors));
         }
-        let token_embd = t.matrix("token_embd.weight", n_vocab, dim)?;
+        let mut token_embd = t.matrix("token_embd.weight", n_vocab, dim)?;
         let mut layers = Vec::with_capacity(config.n_layers);
         for i in 0..config.n_layers {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
@@ -106,8 +106,15 @@ impl LlamaModel {
         } else {
             token_embd.clone()
         };
+        // The largest matrix first: each repack holds its source pages until it is done, so
+        // the peak resident set is the copies so far plus the largest source.
+        let tied = !t.has("output.weight");
         let mut output = output;
         output.prepare_for_cpu()?;
+        if tied {
+            // The lookups then read the same resident copy.
+            token_embd = output.clone();
+        }
         for l in &mut layers {
             for w in [
                 &mut l.wq,

@@ -43,7 +43,10 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
     if let (Some(packed), Numerics::LlamaCpp) = (w.packed(), numerics) {
-        return matmul_q4_0x8(w, packed, x, n, out);
+        if w.dtype == DType::Q4_0 {
+            return matmul_q4_0x8(w, packed, x, n, out);
+        }
+        return matmul_rows8(w, packed, x, n, out);
     }
     if uses_q8(w.dtype, numerics) {
         return matmul_q8(w, x, n, out);
@@ -195,8 +198,13 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
                     let bytes = &w.bytes()[r0 * rb..r1 * rb];
                     let packed = w.packed().filter(|_| numerics == Numerics::LlamaCpp);
                     if let (Some(p), true) = (packed, r0 % 8 == 0 && r1 % 8 == 0) {
-                        let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
-                        ondo_kernels::q4_0x8::gemv_q4_0x8(&p[r0 / 8 * gb..r1 / 8 * gb], xq, out);
+                        let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
+                        let p = &p[r0 / 8 * gb..r1 / 8 * gb];
+                        if w.dtype == DType::Q4_0 {
+                            ondo_kernels::q4_0x8::gemv_q4_0x8(p, xq, out);
+                        } else {
+                            ondo_kernels::rows8::gemm_rows8(w.dtype, p, r1 - r0, xq, 1, out, 0);
+                        }
                     } else if uses_q8(w.dtype, numerics) {
                         ondo_kernels::gemv_q8(w.dtype, bytes, xq, out);
                     } else if uses_q8k(w.dtype, numerics) {
@@ -269,6 +277,16 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     by_row_chunks(w.rows, n, out, |r0, r1, tile| {
         let rows = &bytes[r0 * rb..r1 * rb];
         ondo_kernels::gemm_q8(w.dtype, rows, r1 - r0, &xq, n, tile, r1 - r0);
+    });
+}
+
+/// Q4_1/Q8_0 rows8 path: exactly `dot_q8` per pair (the fidelity path), eight rows at a time.
+fn matmul_rows8(w: &QWeight, packed: &[u8], x: &[f32], n: usize, out: &mut [f32]) {
+    let xq = quantize_rows::<BlockQ8>(x, n, w.cols);
+    let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
+    by_row_chunks(w.rows, n, out, |r0, r1, tile| {
+        let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
+        ondo_kernels::rows8::gemm_rows8(w.dtype, p, r1 - r0, &xq, n, tile, r1 - r0);
     });
 }
 

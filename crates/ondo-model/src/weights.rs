@@ -1,12 +1,18 @@
 //! `QWeight`: a 2-D weight matrix in any supported dtype, either borrowed from the mapped
 //! model file or owned (tests, merged or converted weights). The model sees only this type.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use ondo_formats::{GgufFile, TensorInfo};
 use ondo_kernels::DType;
 
 use crate::ModelError;
+
+thread_local! {
+    /// One row's bytes, unpacked from a repacked matrix for an embedding lookup.
+    static ROW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 #[derive(Clone)]
 enum Storage {
@@ -28,8 +34,8 @@ pub struct QWeight {
     pub rows: usize,
     pub cols: usize,
     storage: Storage,
-    /// Q4_0 rows repacked eight at a time (`ondo_kernels::q4_0x8`) for the integer path, in
-    /// anonymous memory with transparent huge pages requested.
+    /// Rows repacked eight at a time (`ondo_kernels::q4_0x8` for Q4_0, `ondo_kernels::rows8`
+    /// for Q4_1/Q8_0) for the integer path, in anonymous memory with huge pages requested.
     packed: Option<Arc<memmap2::Mmap>>,
 }
 
@@ -81,12 +87,13 @@ impl QWeight {
     }
 
     /// Readies a weight for the CPU kernels: Q4_0 (rows a multiple of 8) gets the Q4_0x8
-    /// repacked copy the integer path prefers; other matrices of 1 MB or more are copied as
+    /// repacked copy the integer path prefers, Q4_1 and Q8_0 the `rows8` one (which computes
+    /// exactly what ggml's row dot does); other matrices of 1 MB or more are copied as
     /// they are. Both copies live in anonymous memory with transparent huge pages requested
     /// (2 MB pages: fewer TLB misses, and hardware prefetchers that do not stop every 4 KB),
     /// and the file pages they came from are released, so the resident set holds one copy.
-    /// The file pages come back (from the page cache) only if the plain Q4_0 rows are used
-    /// again (`Numerics::Exact`).
+    /// The file pages come back (from the page cache) only if the plain rows are used again
+    /// (`Numerics::Exact`, embedding lookups of a tied output).
     pub fn prepare_for_cpu(&mut self) -> Result<(), ModelError> {
         let Storage::Mapped { file, index } = &self.storage else {
             return Ok(());
@@ -94,7 +101,8 @@ impl QWeight {
         let (file, index) = (Arc::clone(file), *index);
         let src = self.bytes();
         let aligned = self.rows % 8 + self.cols % 32 == 0;
-        let repack = self.dtype == DType::Q4_0 && aligned && self.rows > 0;
+        let layout = self.dtype == DType::Q4_0 || ondo_kernels::rows8::has_rows8(self.dtype);
+        let repack = layout && aligned && self.rows > 0;
         if !repack && src.len() < (1 << 20) {
             return Ok(());
         }
@@ -102,18 +110,38 @@ impl QWeight {
         let mut buf = memmap2::MmapMut::map_anon(src.len()).map_err(io)?;
         #[cfg(target_os = "linux")]
         let _ = buf.advise(memmap2::Advice::HugePage);
-        if repack {
-            ondo_kernels::q4_0x8::repack_q4_0x8_into(src, self.rows, self.cols, &mut buf);
-            self.packed = Some(Arc::new(buf.make_read_only().map_err(io)?));
-        } else {
-            buf.copy_from_slice(src);
-            self.storage = Storage::Anon(Arc::new(buf.make_read_only().map_err(io)?));
+        // In chunks of rows, each chunk's source pages released as soon as it is copied, so
+        // the resident set never holds a whole matrix twice. (A group of 8 repacked rows
+        // occupies the same byte range as the 8 plain rows.)
+        let info = &file.tensors()[index];
+        let row_len = self.row_bytes();
+        let chunk_rows = ((4 << 20) / row_len.max(1)).max(8) / 8 * 8;
+        let mut r0 = 0;
+        while r0 < self.rows {
+            let r1 = (r0 + chunk_rows).min(self.rows);
+            let range = r0 * row_len..r1 * row_len;
+            let (s, d) = (&src[range.clone()], &mut buf[range.clone()]);
+            match (repack, self.dtype) {
+                (true, DType::Q4_0) => {
+                    ondo_kernels::q4_0x8::repack_q4_0x8_into(s, r1 - r0, self.cols, d)
+                }
+                (true, dtype) => ondo_kernels::rows8::repack_rows8(dtype, s, r1 - r0, self.cols, d),
+                (false, _) => d.copy_from_slice(s),
+            }
+            file.release_tensor_range(info, range.start, range.len());
+            r0 = r1;
         }
-        file.release_pages(&file.tensors()[index]);
+        let copy = Arc::new(buf.make_read_only().map_err(io)?);
+        if repack {
+            self.packed = Some(copy);
+        } else {
+            self.storage = Storage::Anon(copy);
+        }
         Ok(())
     }
 
-    /// The Q4_0x8 repacked rows, when [`QWeight::prepare_for_cpu`] made them.
+    /// The repacked rows (Q4_0x8 for Q4_0, rows8 for Q4_1/Q8_0), when
+    /// [`QWeight::prepare_for_cpu`] made them.
     pub fn packed(&self) -> Option<&[u8]> {
         self.packed.as_deref().map(|m| &m[..])
     }
@@ -122,9 +150,23 @@ impl QWeight {
         self.bytes().len() / self.rows.max(1)
     }
 
-    /// Row `r` dequantized into `out` (`cols` floats).
+    /// Row `r` dequantized into `out` (`cols` floats). A repacked matrix answers from its
+    /// resident copy (the file pages were released; touching them would fault 64 KB around
+    /// each looked-up row back in).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let rb = self.row_bytes();
+        if let Some(p) = self.packed() {
+            return ROW.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                buf.resize(rb, 0);
+                if self.dtype == DType::Q4_0 {
+                    ondo_kernels::q4_0x8::unpack_row(p, self.cols, r, &mut buf);
+                } else {
+                    ondo_kernels::rows8::unpack_row(self.dtype, p, self.cols, r, &mut buf);
+                }
+                ondo_kernels::dequantize_row(self.dtype, &buf, out);
+            });
+        }
         ondo_kernels::dequantize_row(self.dtype, &self.bytes()[r * rb..(r + 1) * rb], out);
     }
 

@@ -1,0 +1,281 @@
+//! Q4_1 and Q8_0 weights repacked eight rows at a time ("rows8"), computing exactly what
+//! [`crate::dot_q8`] (ggml's AVX2 `vec_dot_q4_1_q8_1` / `vec_dot_q8_0_q8_0`) computes for
+//! every row, for eight rows at once, in decoding and in prefill alike.
+//!
+//! Layout, per group of 8 rows and per 32-element block: the 8 rows' f16 `d` (16 bytes), for
+//! Q4_1 the 8 rows' f16 `m` (16 bytes), then chunks of 32 bytes where chunk `c` holds quant
+//! bytes `4c..4c+4` of each row, row after row (4 chunks for Q4_1, 8 for Q8_0); the group's
+//! bytes per block equal 8 plain blocks. A 32-bit lane of a chunk is one row.
+//!
+//! ggml keeps, per row, an 8-lane f32 accumulator; lane `l` of a block's integer products
+//! covers 4 consecutive elements (for Q4_1: low nibbles of quant bytes `4l..4l+4` for l < 4,
+//! high nibbles of bytes `4(l-4)..` for l ≥ 4; for Q8_0: bytes `4l..4l+4`). Here accumulator
+//! `A_l` holds lane `l` of all 8 rows (lane = row), fed the same exact integer lane sums with
+//! the same fused multiply-add, and the final horizontal sum is ggml's (lo + hi, then pairs)
+//! done lane-wise across the 8 accumulators, plus Q4_1's `Σ m_w s_x` summed in block order.
+//! So results are bit-identical to `dot_q8` (tested), which keeps the fidelity test exact.
+
+use crate::q8::BlockQ8;
+use crate::DType;
+
+/// True if `w` has a rows8 layout.
+pub fn has_rows8(w: DType) -> bool {
+    matches!(w, DType::Q4_1 | DType::Q8_0)
+}
+
+/// Bytes of one group of 8 rows for one block.
+pub fn group_block_bytes(w: DType) -> usize {
+    8 * w.block_bytes()
+}
+
+/// Scale bytes at the start of a group block (d, and m for Q4_1).
+fn scale_bytes(w: DType) -> usize {
+    if w == DType::Q4_1 {
+        32
+    } else {
+        16
+    }
+}
+
+/// Quant bytes per block of one row.
+fn quant_bytes(w: DType) -> usize {
+    if w == DType::Q4_1 {
+        16
+    } else {
+        32
+    }
+}
+
+/// Repacks `rows` rows (`rows % 8 == 0`) of `cols` elements of type `w` into `out`
+/// (`src.len()` bytes).
+pub fn repack_rows8(w: DType, src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
+    assert!(has_rows8(w), "no rows8 layout for {w}");
+    assert!(rows % 8 == 0 && cols % 32 == 0, "rows8 needs rows % 8 == 0");
+    let (bb, blocks) = (w.block_bytes(), cols / 32);
+    let row_len = blocks * bb;
+    assert_eq!(src.len(), rows * row_len, "{w} matrix size");
+    assert_eq!(out.len(), src.len(), "rows8 output size");
+    let (gbb, sb, qb) = (group_block_bytes(w), scale_bytes(w), quant_bytes(w));
+    let group_len = blocks * gbb;
+    crate::pool::for_each_share(out, group_len, 8, |first, share| {
+        for (gi, dst) in share.chunks_exact_mut(group_len).enumerate() {
+            let g = first + gi;
+            let rows8: [&[u8]; 8] =
+                std::array::from_fn(|r| &src[(8 * g + r) * row_len..(8 * g + r + 1) * row_len]);
+            for (j, o) in dst.chunks_exact_mut(gbb).enumerate() {
+                // Whole words through fixed-size arrays: no per-byte bounds checks.
+                let mut scales = [0u16; 16];
+                let mut words = [0u32; 64];
+                for (r, row) in rows8.iter().enumerate() {
+                    let b = &row[j * bb..(j + 1) * bb];
+                    scales[r] = u16::from_le_bytes([b[0], b[1]]);
+                    scales[8 + r] = u16::from_le_bytes([b[2], b[3]]);
+                    let q = &b[bb - qb..];
+                    for (c, w4) in q.chunks_exact(4).enumerate() {
+                        words[8 * c + r] = u32::from_le_bytes([w4[0], w4[1], w4[2], w4[3]]);
+                    }
+                }
+                for (d, v) in o[..sb].chunks_exact_mut(2).zip(scales) {
+                    d.copy_from_slice(&v.to_le_bytes());
+                }
+                for (d, v) in o[sb..].chunks_exact_mut(4).zip(words) {
+                    d.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    });
+}
+
+/// Row `r` of a rows8 matrix back in the plain block layout (`out`: one row's bytes).
+pub fn unpack_row(w: DType, packed: &[u8], cols: usize, r: usize, out: &mut [u8]) {
+    let (bb, blocks) = (w.block_bytes(), cols / 32);
+    let (gbb, sb, qb) = (group_block_bytes(w), scale_bytes(w), quant_bytes(w));
+    let (g, ri) = (r / 8, r % 8);
+    for (j, b) in out.chunks_exact_mut(bb).enumerate().take(blocks) {
+        let o = &packed[(g * blocks + j) * gbb..][..gbb];
+        b[..2].copy_from_slice(&o[2 * ri..2 * ri + 2]);
+        if w == DType::Q4_1 {
+            b[2..4].copy_from_slice(&o[16 + 2 * ri..18 + 2 * ri]);
+        }
+        for c in 0..qb / 4 {
+            b[bb - qb + 4 * c..bb - qb + 4 * c + 4]
+                .copy_from_slice(&o[sb + 32 * c + 4 * ri..sb + 32 * c + 4 * ri + 4]);
+        }
+    }
+}
+
+/// `out[t * out_stride + r] = dot_q8(w, row r, token t)` for `rows` rows (a multiple of 8) and
+/// `ntok` tokens (`xq`: ntok rows of blocks).
+pub fn gemm_rows8(
+    w: DType,
+    packed: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert!(has_rows8(w), "no rows8 layout for {w}");
+    if ntok == 0 || rows == 0 {
+        return;
+    }
+    let blocks = xq.len() / ntok;
+    assert_eq!(xq.len(), ntok * blocks, "activations are ntok whole rows");
+    assert_eq!(rows % 8, 0, "rows8 rows come in groups of 8");
+    assert_eq!(
+        packed.len(),
+        rows * blocks * w.block_bytes(),
+        "rows8 matrix and activations differ in length"
+    );
+    assert!(
+        out.len() >= (ntok - 1) * out_stride + rows,
+        "output too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() {
+        // SAFETY: AVX2/FMA/F16C detected; packed, xq and out lengths checked above.
+        unsafe { avx2::gemm(w, packed, rows, blocks, xq, ntok, out, out_stride) };
+        return;
+    }
+    let mut row = vec![0u8; blocks * w.block_bytes()];
+    for r in 0..rows {
+        unpack_row(w, packed, blocks * 32, r, &mut row);
+        for t in 0..ntok {
+            out[t * out_stride + r] = crate::dot_q8(w, &row, &xq[t * blocks..(t + 1) * blocks]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use crate::q8::BlockQ8;
+    use crate::DType;
+
+    const Q4_1: u8 = 1;
+    const Q8_0: u8 = 2;
+
+    /// # Safety
+    /// AVX2/FMA/F16C; lengths as checked by `gemm_rows8`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn gemm(
+        w: DType,
+        packed: &[u8],
+        rows: usize,
+        blocks: usize,
+        xq: &[BlockQ8],
+        ntok: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        match w {
+            DType::Q4_1 => run::<Q4_1>(packed, rows, blocks, xq, ntok, out, out_stride),
+            _ => run::<Q8_0>(packed, rows, blocks, xq, ntok, out, out_stride),
+        }
+    }
+
+    const fn gbb(k: u8) -> usize {
+        if k == Q4_1 {
+            160
+        } else {
+            272
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn run<const K: u8>(
+        packed: &[u8],
+        rows: usize,
+        blocks: usize,
+        xq: &[BlockQ8],
+        ntok: usize,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        for g in 0..rows / 8 {
+            let wg = packed.as_ptr().add(g * blocks * gbb(K));
+            let mut t = 0;
+            while t < ntok {
+                let n = (ntok - t).min(2);
+                if n == 2 {
+                    let r = tile::<K, 2>(wg, blocks, xq, t);
+                    for (k, v) in r.iter().enumerate() {
+                        _mm256_storeu_ps(out.as_mut_ptr().add((t + k) * out_stride + 8 * g), *v);
+                    }
+                } else {
+                    let r = tile::<K, 1>(wg, blocks, xq, t);
+                    _mm256_storeu_ps(out.as_mut_ptr().add(t * out_stride + 8 * g), r[0]);
+                }
+                t += n;
+            }
+        }
+    }
+
+    /// 8 rows × `N` tokens from token `t0`: per token, the 8 ggml lane accumulators (lane =
+    /// row in each), then ggml's horizontal sum lane-wise.
+    #[inline(always)]
+    unsafe fn tile<const K: u8, const N: usize>(
+        wg: *const u8,
+        blocks: usize,
+        xq: &[BlockQ8],
+        t0: usize,
+    ) -> [__m256; N] {
+        let mut acc = [[_mm256_setzero_ps(); 8]; N];
+        let mut summs = [_mm256_setzero_ps(); N];
+        let ones = _mm256_set1_epi16(1);
+        let low = _mm256_set1_epi8(0x0F);
+        for j in 0..blocks {
+            let o = wg.add(j * gbb(K));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
+            for k in 0..N {
+                let x = &xq[(t0 + k) * blocks + j];
+                let y = x.qs.as_ptr() as *const i32;
+                let d = _mm256_mul_ps(dw, _mm256_set1_ps(x.d));
+                let a = &mut acc[k];
+                if K == Q4_1 {
+                    for c in 0..4 {
+                        let wv = _mm256_loadu_si256(o.add(32 + 32 * c) as *const __m256i);
+                        let lo = _mm256_and_si256(wv, low);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low);
+                        let ylo = _mm256_set1_epi32(std::ptr::read_unaligned(y.add(c)));
+                        let yhi = _mm256_set1_epi32(std::ptr::read_unaligned(y.add(4 + c)));
+                        let l = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), ones);
+                        let h = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), ones);
+                        a[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(l), a[c]);
+                        a[4 + c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(h), a[4 + c]);
+                    }
+                    let m = _mm256_cvtph_ps(_mm_loadu_si128(o.add(16) as *const __m128i));
+                    summs[k] = _mm256_add_ps(summs[k], _mm256_mul_ps(m, _mm256_set1_ps(x.s)));
+                } else {
+                    for (c, ac) in a.iter_mut().enumerate() {
+                        let wv = _mm256_loadu_si256(o.add(16 + 32 * c) as *const __m256i);
+                        let yv = _mm256_set1_epi32(std::ptr::read_unaligned(y.add(c)));
+                        let p = _mm256_maddubs_epi16(
+                            _mm256_sign_epi8(wv, wv),
+                            _mm256_sign_epi8(yv, wv),
+                        );
+                        let l = _mm256_madd_epi16(p, ones);
+                        *ac = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(l), *ac);
+                    }
+                }
+            }
+        }
+        let mut res = [_mm256_setzero_ps(); N];
+        for k in 0..N {
+            let a = &acc[k];
+            // ggml's hsum_float_8 per row: (lane i + lane i+4), then (0+2, 1+3), then 0 + 1.
+            let s: [__m256; 4] = std::array::from_fn(|i| _mm256_add_ps(a[i], a[i + 4]));
+            let t0v = _mm256_add_ps(s[0], s[2]);
+            let t1v = _mm256_add_ps(s[1], s[3]);
+            let r = _mm256_add_ps(t0v, t1v);
+            res[k] = if K == Q4_1 {
+                _mm256_add_ps(r, summs[k])
+            } else {
+                r
+            };
+        }
+        res
+    }
+}
