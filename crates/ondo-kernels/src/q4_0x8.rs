@@ -1,11 +1,12 @@
 //! Q4_0 weights repacked eight rows at a time ("Q4_0x8"), for decoding and prefill on CPUs
 //! where a horizontal reduction per row and block would cost more than the products.
 //!
-//! Layout, per group of 8 rows and per 32-element block `j` (144 bytes, as 8 Q4_0 blocks):
-//! the 8 rows' f16 scales (16 bytes), then 4 chunks of 32 bytes where chunk `c` holds bytes
-//! `4c..4c+4` of each row's 16 quant bytes, row after row. A 32-bit lane of a chunk is then one
-//! row, so the products of 8 rows land in the 8 lanes of a register with no reduction: byte
-//! `b` of a row holds element `b` in its low nibble and element `b + 16` in its high nibble.
+//! Layout ([`crate::rows8::repack_rows8`]), per group of 8 rows and per 32-element block `j`
+//! (144 bytes, as 8 Q4_0 blocks): the 8 rows' f16 scales (16 bytes), then 4 chunks of 32 bytes
+//! where chunk `c` holds bytes `4c..4c+4` of each row's 16 quant bytes, row after row. A 32-bit
+//! lane of a chunk is then one row, so the products of 8 rows land in the 8 lanes of a register
+//! with no reduction: byte `b` of a row holds element `b` in its low nibble and element
+//! `b + 16` in its high nibble.
 //!
 //! Every (row, token) result is `Σ_j fma(d_w d_x, isum_j)` in block order with the exact
 //! integer block sum `isum_j = Σ (q_w - 8) q_x`: the same value from [`gemv_q4_0x8`],
@@ -18,63 +19,12 @@ use crate::q8::BlockQ8;
 /// Bytes of one group of 8 rows for one 32-element block.
 pub const GROUP_BLOCK_BYTES: usize = 8 * 18;
 
-/// Repacks `rows` Q4_0 rows of `cols` elements (`rows % 8 == 0`, `cols % 32 == 0`).
+/// Repacks `rows` Q4_0 rows of `cols` elements (`rows % 8 == 0`, `cols % 32 == 0`): the
+/// [`crate::rows8`] layout.
 pub fn repack_q4_0x8(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
     let mut out = vec![0u8; src.len()];
-    repack_q4_0x8_into(src, rows, cols, &mut out);
+    crate::rows8::repack_rows8(crate::DType::Q4_0, src, rows, cols, &mut out);
     out
-}
-
-/// [`repack_q4_0x8`] into a caller-provided buffer of `src.len()` bytes.
-pub fn repack_q4_0x8_into(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
-    assert!(
-        rows % 8 == 0 && cols % 32 == 0,
-        "Q4_0x8 needs rows % 8 == 0"
-    );
-    let blocks = cols / 32;
-    let row_len = blocks * 18;
-    assert_eq!(src.len(), rows * row_len, "Q4_0 matrix size");
-    assert_eq!(out.len(), src.len(), "Q4_0x8 output size");
-    let group_len = blocks * GROUP_BLOCK_BYTES;
-    crate::pool::for_each_share(out, group_len, 8, |first, share| {
-        for (gi, dst) in share.chunks_exact_mut(group_len).enumerate() {
-            let g = first + gi;
-            let rows8: [&[u8]; 8] =
-                std::array::from_fn(|r| &src[(8 * g + r) * row_len..(8 * g + r + 1) * row_len]);
-            for (j, o) in dst.chunks_exact_mut(GROUP_BLOCK_BYTES).enumerate() {
-                // Whole-word moves through fixed-size arrays: no per-byte bounds checks.
-                let mut scales = [0u16; 8];
-                let mut words = [0u32; 32];
-                for (r, row) in rows8.iter().enumerate() {
-                    let b: &[u8; 18] = row[j * 18..j * 18 + 18].try_into().unwrap_or(&[0; 18]);
-                    scales[r] = u16::from_le_bytes([b[0], b[1]]);
-                    for c in 0..4 {
-                        let q = [b[2 + 4 * c], b[3 + 4 * c], b[4 + 4 * c], b[5 + 4 * c]];
-                        words[8 * c + r] = u32::from_le_bytes(q);
-                    }
-                }
-                for (d, v) in o[..16].chunks_exact_mut(2).zip(scales) {
-                    d.copy_from_slice(&v.to_le_bytes());
-                }
-                for (d, v) in o[16..].chunks_exact_mut(4).zip(words) {
-                    d.copy_from_slice(&v.to_le_bytes());
-                }
-            }
-        }
-    });
-}
-
-/// Row `r` of a Q4_0x8 matrix back in the plain Q4_0 layout (`out`: one row's bytes).
-pub fn unpack_row(packed: &[u8], cols: usize, r: usize, out: &mut [u8]) {
-    let blocks = cols / 32;
-    let (g, ri) = (r / 8, r % 8);
-    for (j, b) in out.chunks_exact_mut(18).enumerate().take(blocks) {
-        let o = &packed[(g * blocks + j) * GROUP_BLOCK_BYTES..][..GROUP_BLOCK_BYTES];
-        b[..2].copy_from_slice(&o[2 * ri..2 * ri + 2]);
-        for c in 0..4 {
-            b[2 + 4 * c..6 + 4 * c].copy_from_slice(&o[16 + 32 * c + 4 * ri..20 + 32 * c + 4 * ri]);
-        }
-    }
 }
 
 fn check(packed: &[u8], blocks: usize, rows: usize) {

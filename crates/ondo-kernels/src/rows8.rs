@@ -4,8 +4,10 @@
 //!
 //! Layout, per group of 8 rows and per 32-element block: the 8 rows' f16 `d` (16 bytes), for
 //! Q4_1 the 8 rows' f16 `m` (16 bytes), then chunks of 32 bytes where chunk `c` holds quant
-//! bytes `4c..4c+4` of each row, row after row (4 chunks for Q4_1, 8 for Q8_0); the group's
-//! bytes per block equal 8 plain blocks. A 32-bit lane of a chunk is one row.
+//! bytes `4c..4c+4` of each row, row after row (4 chunks for Q4_0/Q4_1, 8 for Q8_0); the
+//! group's bytes per block equal 8 plain blocks. A 32-bit lane of a chunk is one row. Q4_0
+//! shares the layout ([`repack_rows8`], [`unpack_row`]) but has its own kernel
+//! ([`crate::q4_0x8`]).
 //!
 //! ggml keeps, per row, an 8-lane f32 accumulator; lane `l` of a block's integer products
 //! covers 4 consecutive elements (for Q4_1: low nibbles of quant bytes `4l..4l+4` for l < 4,
@@ -18,9 +20,15 @@
 use crate::q8::BlockQ8;
 use crate::DType;
 
-/// True if `w` has a rows8 layout.
+/// True if `w` has the rows8 kernel (ggml's exact row dot, eight rows at once).
 pub fn has_rows8(w: DType) -> bool {
     matches!(w, DType::Q4_1 | DType::Q8_0)
+}
+
+/// True if `w` can be repacked into the eight-row layout: the rows8 types and Q4_0, whose
+/// layout is the same (its own kernel is [`crate::q4_0x8`]).
+pub fn has_layout(w: DType) -> bool {
+    has_rows8(w) || w == DType::Q4_0
 }
 
 /// Bytes of one group of 8 rows for one block.
@@ -39,17 +47,17 @@ fn scale_bytes(w: DType) -> usize {
 
 /// Quant bytes per block of one row.
 fn quant_bytes(w: DType) -> usize {
-    if w == DType::Q4_1 {
-        16
-    } else {
+    if w == DType::Q8_0 {
         32
+    } else {
+        16
     }
 }
 
 /// Repacks `rows` rows (`rows % 8 == 0`) of `cols` elements of type `w` into `out`
 /// (`src.len()` bytes).
 pub fn repack_rows8(w: DType, src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
-    assert!(has_rows8(w), "no rows8 layout for {w}");
+    assert!(has_layout(w), "no eight-row layout for {w}");
     assert!(rows % 8 == 0 && cols % 32 == 0, "rows8 needs rows % 8 == 0");
     let (bb, blocks) = (w.block_bytes(), cols / 32);
     let row_len = blocks * bb;
@@ -58,32 +66,76 @@ pub fn repack_rows8(w: DType, src: &[u8], rows: usize, cols: usize, out: &mut [u
     let (gbb, sb, qb) = (group_block_bytes(w), scale_bytes(w), quant_bytes(w));
     let group_len = blocks * gbb;
     crate::pool::for_each_share(out, group_len, 8, |first, share| {
-        for (gi, dst) in share.chunks_exact_mut(group_len).enumerate() {
+        let groups = share.len() / group_len;
+        assert!(
+            src.len() >= (first + groups) * 8 * row_len,
+            "source too short"
+        );
+        let (sp, op) = (src.as_ptr(), share.as_mut_ptr());
+        for gi in 0..groups {
             let g = first + gi;
-            let rows8: [&[u8]; 8] =
-                std::array::from_fn(|r| &src[(8 * g + r) * row_len..(8 * g + r + 1) * row_len]);
-            for (j, o) in dst.chunks_exact_mut(gbb).enumerate() {
-                // Whole words through fixed-size arrays: no per-byte bounds checks.
-                let mut scales = [0u16; 16];
-                let mut words = [0u32; 64];
-                for (r, row) in rows8.iter().enumerate() {
-                    let b = &row[j * bb..(j + 1) * bb];
-                    scales[r] = u16::from_le_bytes([b[0], b[1]]);
-                    scales[8 + r] = u16::from_le_bytes([b[2], b[3]]);
-                    let q = &b[bb - qb..];
-                    for (c, w4) in q.chunks_exact(4).enumerate() {
-                        words[8 * c + r] = u32::from_le_bytes([w4[0], w4[1], w4[2], w4[3]]);
+            for j in 0..blocks {
+                // SAFETY: group g's 8 source rows lie in `src` (checked above: g < first +
+                // groups), block j < blocks lies in each row, and this group block lies in
+                // `share` (gi < groups = share.len() / group_len); unaligned reads and writes.
+                unsafe {
+                    let o = op.add(gi * group_len + j * gbb);
+                    let row = |r: usize| sp.add((8 * g + r) * row_len + j * bb);
+                    for r in 0..8 {
+                        std::ptr::copy_nonoverlapping(row(r), o.add(2 * r), 2);
+                        if w == DType::Q4_1 {
+                            std::ptr::copy_nonoverlapping(row(r).add(2), o.add(16 + 2 * r), 2);
+                        }
                     }
-                }
-                for (d, v) in o[..sb].chunks_exact_mut(2).zip(scales) {
-                    d.copy_from_slice(&v.to_le_bytes());
-                }
-                for (d, v) in o[sb..].chunks_exact_mut(4).zip(words) {
-                    d.copy_from_slice(&v.to_le_bytes());
+                    // Quant bytes in 16-byte halves: each is a 4x4 transpose of u32 words per
+                    // 4 rows (chunk c gets word c of every row).
+                    for half in 0..qb / 16 {
+                        let q: [*const u8; 8] =
+                            std::array::from_fn(|r| row(r).add(bb - qb + 16 * half));
+                        transpose_words(q, o.add(sb + 128 * half));
+                    }
                 }
             }
         }
     });
+}
+
+/// Writes word `c` (4 bytes) of each of the 8 rows' 16 bytes at `q[r]` to
+/// `out + 32 c + 4 r`, for c in 0..4.
+///
+/// # Safety
+/// `q[r]..q[r]+16` readable, `out..out+128` writable.
+#[inline(always)]
+unsafe fn transpose_words(q: [*const u8; 8], out: *mut u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SSE2 is part of x86_64.
+        for quad in 0..2 {
+            let l = |r: usize| _mm_loadu_si128(q[4 * quad + r] as *const __m128i);
+            let (a, b, c, d) = (l(0), l(1), l(2), l(3));
+            let ab_lo = _mm_unpacklo_epi32(a, b);
+            let ab_hi = _mm_unpackhi_epi32(a, b);
+            let cd_lo = _mm_unpacklo_epi32(c, d);
+            let cd_hi = _mm_unpackhi_epi32(c, d);
+            let words = [
+                _mm_unpacklo_epi64(ab_lo, cd_lo),
+                _mm_unpackhi_epi64(ab_lo, cd_lo),
+                _mm_unpacklo_epi64(ab_hi, cd_hi),
+                _mm_unpackhi_epi64(ab_hi, cd_hi),
+            ];
+            for (k, v) in words.iter().enumerate() {
+                _mm_storeu_si128(out.add(32 * k + 16 * quad) as *mut __m128i, *v);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (r, p) in q.iter().enumerate() {
+        for c in 0..4 {
+            let v = std::ptr::read_unaligned(p.add(4 * c) as *const u32);
+            std::ptr::write_unaligned(out.add(32 * c + 4 * r) as *mut u32, v);
+        }
+    }
 }
 
 /// Row `r` of a rows8 matrix back in the plain block layout (`out`: one row's bytes).

@@ -272,3 +272,24 @@ fn rows8_products_equal_dot_q8_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn q4_0_shares_the_eight_row_layout_and_unpacks_back() {
+    use ondo_kernels::rows8::{repack_rows8, unpack_row};
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let (rows, n) = (16usize, 96usize);
+    let rb = DType::Q4_0.row_bytes(n).unwrap();
+    let mut plain = vec![0u8; rows * rb];
+    for r in 0..rows {
+        let wv: Vec<f32> = (0..n).map(|_| rng.f()).collect();
+        quantize_row(DType::Q4_0, &wv, &mut plain[r * rb..(r + 1) * rb]).unwrap();
+    }
+    let mut packed = vec![0u8; plain.len()];
+    repack_rows8(DType::Q4_0, &plain, rows, n, &mut packed);
+    assert_eq!(packed, ondo_kernels::q4_0x8::repack_q4_0x8(&plain, rows, n));
+    let mut back = vec![0u8; rb];
+    for r in 0..rows {
+        unpack_row(DType::Q4_0, &packed, n, r, &mut back);
+        assert_eq!(back, plain[r * rb..(r + 1) * rb], "row {r}");
+    }
+}

@@ -106,27 +106,26 @@ impl LlamaModel {
         } else {
             token_embd.clone()
         };
-        // The largest matrix first: each repack holds its source pages until it is done, so
-        // the peak resident set is the copies so far plus the largest source.
         let tied = !t.has("output.weight");
         let mut output = output;
-        output.prepare_for_cpu()?;
+        {
+            let mut all: Vec<&mut QWeight> = vec![&mut output];
+            for l in &mut layers {
+                all.extend([
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ]);
+            }
+            crate::weights::prepare_all(all)?;
+        }
         if tied {
             // The lookups then read the same resident copy.
             token_embd = output.clone();
-        }
-        for l in &mut layers {
-            for w in [
-                &mut l.wq,
-                &mut l.wk,
-                &mut l.wv,
-                &mut l.wo,
-                &mut l.w_gate,
-                &mut l.w_up,
-                &mut l.w_down,
-            ] {
-                w.prepare_for_cpu()?;
-            }
         }
         Ok(LlamaModel {
             output_norm: t.vector("output_norm.weight", dim)?,

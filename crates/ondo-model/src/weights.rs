@@ -9,6 +9,14 @@ use ondo_kernels::DType;
 
 use crate::ModelError;
 
+/// A weight's repacked rows: a range of the model's one anonymous map of repacked weights.
+#[derive(Clone)]
+struct Packed {
+    map: Arc<memmap2::Mmap>,
+    start: usize,
+    len: usize,
+}
+
 thread_local! {
     /// One row's bytes, unpacked from a repacked matrix for an embedding lookup.
     static ROW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -22,9 +30,6 @@ enum Storage {
         index: usize,
     },
     Owned(Arc<Vec<u8>>),
-    /// A copy in anonymous memory with transparent huge pages requested (see
-    /// [`QWeight::prepare_for_cpu`]).
-    Anon(Arc<memmap2::Mmap>),
 }
 
 /// A row-major matrix: `rows` rows of `cols` elements, each row `dtype.row_bytes(cols)` bytes.
@@ -35,8 +40,8 @@ pub struct QWeight {
     pub cols: usize,
     storage: Storage,
     /// Rows repacked eight at a time (`ondo_kernels::q4_0x8` for Q4_0, `ondo_kernels::rows8`
-    /// for Q4_1/Q8_0) for the integer path, in anonymous memory with huge pages requested.
-    packed: Option<Arc<memmap2::Mmap>>,
+    /// for Q4_1/Q8_0) for the integer path, in anonymous memory.
+    packed: Option<Packed>,
 }
 
 impl QWeight {
@@ -82,68 +87,56 @@ impl QWeight {
         match &self.storage {
             Storage::Mapped { file, index } => file.tensor_data(&file.tensors()[*index]),
             Storage::Owned(b) => b,
-            Storage::Anon(m) => m,
         }
     }
 
     /// Readies a weight for the CPU kernels: Q4_0 (rows a multiple of 8) gets the Q4_0x8
     /// repacked copy the integer path prefers, Q4_1 and Q8_0 the `rows8` one (which computes
-    /// exactly what ggml's row dot does); other matrices of 1 MB or more are copied as
-    /// they are. Both copies live in anonymous memory with transparent huge pages requested
-    /// (2 MB pages: fewer TLB misses, and hardware prefetchers that do not stop every 4 KB),
-    /// and the file pages they came from are released, so the resident set holds one copy.
-    /// The file pages come back (from the page cache) only if the plain rows are used again
-    /// (`Numerics::Exact`, embedding lookups of a tied output).
+    /// exactly what ggml's row dot does); other types stay in the mapped file. The copy lives
+    /// in anonymous memory, populated in one go (no page fault per 4 KB), and the file pages
+    /// it came from are released chunk by chunk, so the resident set holds one copy. The file
+    /// pages come back (from the page cache) only if the plain rows are used again
+    /// (`Numerics::Exact`). (Huge pages were tried: direct compaction made loading seconds
+    /// slower on a fragmented machine for a few percent of decode speed.)
     pub fn prepare_for_cpu(&mut self) -> Result<(), ModelError> {
-        let Storage::Mapped { file, index } = &self.storage else {
-            return Ok(());
-        };
-        let (file, index) = (Arc::clone(file), *index);
-        let src = self.bytes();
+        prepare_all(vec![self])
+    }
+
+    fn repackable(&self) -> bool {
         let aligned = self.rows % 8 + self.cols % 32 == 0;
-        let layout = self.dtype == DType::Q4_0 || ondo_kernels::rows8::has_rows8(self.dtype);
-        let repack = layout && aligned && self.rows > 0;
-        if !repack && src.len() < (1 << 20) {
-            return Ok(());
-        }
-        let io = |e: std::io::Error| ModelError::BadHyperparameter(format!("copying weights: {e}"));
-        let mut buf = memmap2::MmapMut::map_anon(src.len()).map_err(io)?;
-        #[cfg(target_os = "linux")]
-        let _ = buf.advise(memmap2::Advice::HugePage);
-        // In chunks of rows, each chunk's source pages released as soon as it is copied, so
-        // the resident set never holds a whole matrix twice. (A group of 8 repacked rows
-        // occupies the same byte range as the 8 plain rows.)
-        let info = &file.tensors()[index];
+        matches!(self.storage, Storage::Mapped { .. })
+            && ondo_kernels::rows8::has_layout(self.dtype)
+            && aligned
+            && self.rows > 0
+            && self.packed.is_none()
+    }
+
+    /// Repacks into `dst` in chunks of rows, each chunk's source pages released as soon as it
+    /// is copied, so the resident set never holds a whole matrix twice. (A group of 8
+    /// repacked rows occupies the same byte range as the 8 plain rows.)
+    fn repack_into(&self, dst: &mut [u8]) {
+        let src = self.bytes();
         let row_len = self.row_bytes();
         let chunk_rows = ((4 << 20) / row_len.max(1)).max(8) / 8 * 8;
         let mut r0 = 0;
         while r0 < self.rows {
             let r1 = (r0 + chunk_rows).min(self.rows);
             let range = r0 * row_len..r1 * row_len;
-            let (s, d) = (&src[range.clone()], &mut buf[range.clone()]);
-            match (repack, self.dtype) {
-                (true, DType::Q4_0) => {
-                    ondo_kernels::q4_0x8::repack_q4_0x8_into(s, r1 - r0, self.cols, d)
-                }
-                (true, dtype) => ondo_kernels::rows8::repack_rows8(dtype, s, r1 - r0, self.cols, d),
-                (false, _) => d.copy_from_slice(s),
+            let (s, d) = (&src[range.clone()], &mut dst[range.clone()]);
+            ondo_kernels::rows8::repack_rows8(self.dtype, s, r1 - r0, self.cols, d);
+            if let Storage::Mapped { file, index } = &self.storage {
+                file.release_tensor_range(&file.tensors()[*index], range.start, range.len());
             }
-            file.release_tensor_range(info, range.start, range.len());
             r0 = r1;
         }
-        let copy = Arc::new(buf.make_read_only().map_err(io)?);
-        if repack {
-            self.packed = Some(copy);
-        } else {
-            self.storage = Storage::Anon(copy);
-        }
-        Ok(())
     }
 
     /// The repacked rows (Q4_0x8 for Q4_0, rows8 for Q4_1/Q8_0), when
     /// [`QWeight::prepare_for_cpu`] made them.
     pub fn packed(&self) -> Option<&[u8]> {
-        self.packed.as_deref().map(|m| &m[..])
+        self.packed
+            .as_ref()
+            .map(|p| &p.map[p.start..p.start + p.len])
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -159,11 +152,7 @@ impl QWeight {
             return ROW.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 buf.resize(rb, 0);
-                if self.dtype == DType::Q4_0 {
-                    ondo_kernels::q4_0x8::unpack_row(p, self.cols, r, &mut buf);
-                } else {
-                    ondo_kernels::rows8::unpack_row(self.dtype, p, self.cols, r, &mut buf);
-                }
+                ondo_kernels::rows8::unpack_row(self.dtype, p, self.cols, r, &mut buf);
                 ondo_kernels::dequantize_row(self.dtype, &buf, out);
             });
         }
@@ -242,4 +231,59 @@ impl TensorLoader<'_> {
     pub fn vector(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
         Ok(self.matrix(name, 1, n)?.to_f32())
     }
+}
+
+/// Readies every given weight ([`QWeight::prepare_for_cpu`]): the repacked copies share one
+/// anonymous map, populated in one go; whole matrices are shared among the pool's threads,
+/// largest first.
+pub(crate) fn prepare_all(mut ws: Vec<&mut QWeight>) -> Result<(), ModelError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    ws.retain(|w| w.repackable());
+    if ws.is_empty() {
+        return Ok(());
+    }
+    ws.sort_by_key(|w| std::cmp::Reverse(w.bytes().len()));
+    let total: usize = ws.iter().map(|w| w.bytes().len()).sum();
+    let io = |e: std::io::Error| ModelError::BadHyperparameter(format!("repacking: {e}"));
+    let mut buf = memmap2::MmapOptions::new()
+        .len(total)
+        .populate()
+        .map_anon()
+        .map_err(io)?;
+    let mut places = Vec::with_capacity(ws.len());
+    {
+        let mut rest: &mut [u8] = &mut buf[..];
+        let mut jobs = Vec::with_capacity(ws.len());
+        let mut start = 0;
+        for w in ws {
+            let len = w.bytes().len();
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            rest = tail;
+            places.push((start, len));
+            start += len;
+            jobs.push(Mutex::new((w, mine)));
+        }
+        let next = AtomicUsize::new(0);
+        ondo_kernels::pool::run(&|_| loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            let mut job = job.lock().unwrap_or_else(|e| e.into_inner());
+            let (w, dst) = &mut *job;
+            w.repack_into(dst);
+        });
+        let weights: Vec<&mut QWeight> = jobs
+            .into_iter()
+            .map(|job| job.into_inner().unwrap_or_else(|e| e.into_inner()).0)
+            .collect();
+        let map = Arc::new(buf.make_read_only().map_err(io)?);
+        for (w, (start, len)) in weights.into_iter().zip(places.drain(..)) {
+            w.packed = Some(Packed {
+                map: Arc::clone(&map),
+                start,
+                len,
+            });
+        }
+    }
+    Ok(())
 }

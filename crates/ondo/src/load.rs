@@ -27,8 +27,17 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let t0 = Instant::now();
     let file = open_file(path)?;
     let ctx = || format!("cannot load '{}'", path.display());
-    let model = ondo_model::load_model(&file).with_context(ctx)?;
-    let tokenizer = tokenizer_from(file.metadata()).with_context(ctx)?;
+    // The tokenizer is built on its own thread while the model's weights are readied.
+    let (model, tokenizer) = std::thread::scope(|s| {
+        let tok = s.spawn(|| tokenizer_from(file.metadata()));
+        let model = ondo_model::load_model(&file);
+        let tokenizer = tok
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the tokenizer builder panicked")));
+        (model, tokenizer)
+    });
+    let model = model.with_context(ctx)?;
+    let tokenizer = tokenizer.with_context(ctx)?;
     if tokenizer.n_vocab() != model.config.n_vocab {
         anyhow::bail!(
             "cannot load '{}': the tokenizer has {} tokens but the embedding has {} rows",
