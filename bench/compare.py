@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1 round, 1 repetition (a smoke run)")
     ap.add_argument("--only", default="smollm2,q4_0,q4_k_m")
+    ap.add_argument("--cases", default="pp128+tg64,pp512,tg32@d2048",
+                    help="which cases (default: all)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model")
@@ -163,6 +165,7 @@ def main():
         cases.append((key, "pp512", 512, 0, 0, max(1, reps - 1), False))
         if key == "q4_0":
             cases.append((key, "tg32@d2048", 0, 32, 2048, 1, True))
+    cases = [c for c in cases if c[1] in a.cases.split(",")]
     rows, results = [], []
     for key, label, p, n, depth, r, nw in cases:
         bws.append(bandwidth())
