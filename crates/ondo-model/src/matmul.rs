@@ -181,10 +181,27 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
         }
         let (xq, xqk, xr) = (&s.xq[..], &s.xqk[..], &s.xr);
         let job = |t: usize| {
-            // Rows [lo, hi) of the concatenation of all matrices, in multiples of 8 (the GEMV
-            // kernel's row group).
-            let per = total_rows.div_ceil(threads).next_multiple_of(8);
-            let (lo, hi) = ((t * per).min(total_rows), ((t + 1) * per).min(total_rows));
+            // Rows [lo, hi) of the concatenation of all matrices: equal shares of the weight
+            // bytes (a group can mix types of different sizes, such as Q4_K q/k with a Q6_K v),
+            // cut at multiples of 8 rows of a matrix (the GEMV kernels' row group).
+            let row_at = |share: usize| -> usize {
+                if share >= threads {
+                    return total_rows;
+                }
+                let mut target = total_bytes / threads * share;
+                let mut first = 0;
+                for w in ws {
+                    let len = w.bytes().len();
+                    if target < len {
+                        let r = target / w.row_bytes().max(1) / 8 * 8;
+                        return first + r.min(w.rows);
+                    }
+                    target -= len;
+                    first += w.rows;
+                }
+                total_rows
+            };
+            let (lo, hi) = (row_at(t), row_at(t + 1));
             let mut first = 0;
             for (i, w) in ws.iter().enumerate() {
                 let (a, b) = (lo.max(first), hi.min(first + w.rows));
