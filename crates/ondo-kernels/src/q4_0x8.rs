@@ -27,15 +27,6 @@ pub fn repack_q4_0x8(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
     out
 }
 
-fn check(packed: &[u8], blocks: usize, rows: usize) {
-    assert_eq!(rows % 8, 0, "Q4_0x8 rows come in groups of 8");
-    assert_eq!(
-        packed.len(),
-        rows / 8 * blocks * GROUP_BLOCK_BYTES,
-        "Q4_0x8 matrix and activations differ in length"
-    );
-}
-
 /// The scalar twin: `out[t * out_stride + r]` for `ntok` tokens (`xq`: ntok rows of blocks).
 pub fn q4_0x8_reference(
     packed: &[u8],
@@ -45,8 +36,11 @@ pub fn q4_0x8_reference(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let blocks = xq.len() / ntok.max(1);
-    check(packed, blocks, rows);
+    let Some(blocks) =
+        crate::rows8::check_product(crate::DType::Q4_0, packed, rows, xq, ntok, out, out_stride)
+    else {
+        return;
+    };
     for t in 0..ntok {
         let x = &xq[t * blocks..(t + 1) * blocks];
         for r in 0..rows {
@@ -85,16 +79,11 @@ pub fn gemm_q4_0x8(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    if ntok == 0 || rows == 0 {
+    let Some(blocks) =
+        crate::rows8::check_product(crate::DType::Q4_0, packed, rows, xq, ntok, out, out_stride)
+    else {
         return;
-    }
-    let blocks = xq.len() / ntok;
-    assert_eq!(xq.len(), ntok * blocks, "activations are ntok whole rows");
-    check(packed, blocks, rows);
-    assert!(
-        out.len() >= (ntok - 1) * out_stride + rows,
-        "output too short"
-    );
+    };
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
         // SAFETY: AVX2/FMA/F16C detected; packed, xq and out lengths checked above.

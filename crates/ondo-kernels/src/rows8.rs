@@ -156,6 +156,35 @@ pub fn unpack_row(w: DType, packed: &[u8], cols: usize, r: usize, out: &mut [u8]
     }
 }
 
+/// The shape checks of a product over an eight-row matrix (`rows8` or `q4_0x8`): `None` when
+/// there is nothing to compute, else the blocks per row. Panics on inconsistent shapes.
+pub(crate) fn check_product(
+    w: DType,
+    packed: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: &[f32],
+    out_stride: usize,
+) -> Option<usize> {
+    if ntok == 0 || rows == 0 {
+        return None;
+    }
+    let blocks = xq.len() / ntok;
+    assert_eq!(xq.len(), ntok * blocks, "activations are ntok whole rows");
+    assert_eq!(rows % 8, 0, "eight-row matrices have rows in groups of 8");
+    assert_eq!(
+        packed.len(),
+        rows * blocks * w.block_bytes(),
+        "{w} eight-row matrix and activations differ in length"
+    );
+    assert!(
+        out.len() >= (ntok - 1) * out_stride + rows,
+        "output too short"
+    );
+    Some(blocks)
+}
+
 /// `out[t * out_stride + r] = dot_q8(w, row r, token t)` for `rows` rows (a multiple of 8) and
 /// `ntok` tokens (`xq`: ntok rows of blocks).
 pub fn gemm_rows8(
@@ -168,21 +197,9 @@ pub fn gemm_rows8(
     out_stride: usize,
 ) {
     assert!(has_rows8(w), "no rows8 layout for {w}");
-    if ntok == 0 || rows == 0 {
+    let Some(blocks) = check_product(w, packed, rows, xq, ntok, out, out_stride) else {
         return;
-    }
-    let blocks = xq.len() / ntok;
-    assert_eq!(xq.len(), ntok * blocks, "activations are ntok whole rows");
-    assert_eq!(rows % 8, 0, "rows8 rows come in groups of 8");
-    assert_eq!(
-        packed.len(),
-        rows * blocks * w.block_bytes(),
-        "rows8 matrix and activations differ in length"
-    );
-    assert!(
-        out.len() >= (ntok - 1) * out_stride + rows,
-        "output too short"
-    );
+    };
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
         // SAFETY: AVX2/FMA/F16C detected; packed, xq and out lengths checked above.
