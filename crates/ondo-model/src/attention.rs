@@ -37,7 +37,7 @@ pub(crate) fn attend(
     let scale = 1.0 / (hd as f32).sqrt();
     let group = c.group_size();
     if n == 1 {
-        return attend_one(c, q, kv, layer, start, att, numerics);
+        return attend_decode(c, q, &|_| (kv, start), layer, &mut att[..dim], numerics);
     }
     let task = |idx: usize, out: &mut [f32], scores: &mut Vec<f32>| {
         let (i, h) = (idx / c.n_heads, idx % c.n_heads);
@@ -75,33 +75,37 @@ pub(crate) fn attend(
     });
 }
 
-/// One token (decoding): one task per KV head, whose query heads share every key and value
-/// row read (`scores_group`, `weighted_sum_group`: per head the same arithmetic as the
-/// one-head kernels, sums over positions in order).
-fn attend_one(
+/// Decoding: one token of each of several sequences, q and att [seqs][dim]; `seq(r)` gives
+/// sequence r's cache and its position. One task per (sequence, KV head), whose query heads
+/// share every key and value row read (`scores_group`, `weighted_sum_group`: per head the same
+/// arithmetic as the one-head kernels, sums over positions in order). A sequence's result does
+/// not depend on the others.
+pub(crate) fn attend_decode<'k>(
     c: &LlamaConfig,
     q: &[f32],
-    kv: &KvCache,
+    seq: &(dyn Fn(usize) -> (&'k KvCache, usize) + Sync),
     layer: usize,
-    start: usize,
     att: &mut [f32],
     numerics: Numerics,
 ) {
-    let (hd, group) = (c.head_dim, c.group_size());
+    let (hd, group, n_kv) = (c.head_dim, c.group_size(), c.n_kv_heads);
     let scale = 1.0 / (hd as f32).sqrt();
-    let len = start + 1;
-    ondo_kernels::pool::for_each_share(&mut att[..c.dim], group * hd, 1, |first, share| {
+    let unit = group * hd;
+    ondo_kernels::pool::for_each_share(att, unit, 1, |first, share| {
         SCORES.with(|s| {
             let mut scores = s.borrow_mut();
-            let need = group * len;
-            if scores.capacity() < need {
-                let have = scores.len();
-                scores.reserve(need.next_multiple_of(1024 * group) - have);
-            }
-            scores.resize(need, 0.0);
-            for (i, out) in share.chunks_exact_mut(group * hd).enumerate() {
-                let kvh = first + i;
-                let qg = &q[kvh * group * hd..(kvh + 1) * group * hd];
+            for (i, out) in share.chunks_exact_mut(unit).enumerate() {
+                let task = first + i;
+                let (r, kvh) = (task / n_kv, task % n_kv);
+                let (kv, pos) = seq(r);
+                let len = pos + 1;
+                let need = group * len;
+                if scores.capacity() < need {
+                    let have = scores.len();
+                    scores.reserve(need.next_multiple_of(1024 * group) - have);
+                }
+                scores.resize(need, 0.0);
+                let qg = &q[task * unit..(task + 1) * unit];
                 let keys = kv.head_keys(layer, kvh, len);
                 scores_group(qg, hd, keys, hd, scale, &mut scores);
                 for sh in scores.chunks_exact_mut(len) {

@@ -23,6 +23,6 @@ mod weights;
 pub use config::{LlamaConfig, Numerics, RopeScaling};
 pub use error::ModelError;
 pub use kv::KvCache;
-pub use llama::{LayerWeights, LlamaModel, Logits};
+pub use llama::{LayerWeights, LlamaModel, Logits, SeqInput};
 pub use registry::{load_model, SUPPORTED_ARCHITECTURES};
 pub use weights::QWeight;

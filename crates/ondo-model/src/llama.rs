@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ondo_formats::GgufFile;
 use ondo_kernels::{rmsnorm, silu};
 
-use crate::attention::attend;
+use crate::attention::{attend, attend_decode};
 use crate::kv::round_f16;
 use crate::matmul::{matmul, matmul_group};
 use crate::rope::Rope;
@@ -52,6 +52,8 @@ pub struct LlamaModel {
 /// Which positions of a batch need logits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
+    /// None (a prompt chunk that does not end the prompt).
+    None,
     /// Only the last token (generation).
     Last,
     /// Every token (perplexity, teacher forcing).
@@ -165,25 +167,46 @@ impl LlamaModel {
         want: Logits,
         logits: &mut Vec<f32>,
     ) -> Result<(), ModelError> {
-        WORKSPACE.with(|ws| self.forward_ws(tokens, kv, want, logits, &mut ws.borrow_mut()))
+        self.forward_batch(&mut [SeqInput { tokens, kv, want }], logits)
+    }
+
+    /// Evaluates several sequences in one pass (continuous batching): the linear layers run
+    /// over all their tokens at once, so the weights are read once per call; attention and the
+    /// cache stay per sequence. Sequence `s` appends its tokens at `seqs[s].kv.len()..`.
+    /// `logits` receives, in sequence order, the rows each one asked for (none, its last
+    /// token, or all its tokens), [rows][n_vocab]. A sequence's results do not depend on what
+    /// else is in the batch for models whose products use one kernel for any token count
+    /// (Q4_0, Q4_1, Q8_0, F32, F16); see ARCHITECTURE.md.
+    pub fn forward_batch(
+        &self,
+        seqs: &mut [SeqInput<'_>],
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ModelError> {
+        WORKSPACE.with(|ws| self.forward_ws(seqs, logits, &mut ws.borrow_mut()))
     }
 
     fn forward_ws(
         &self,
-        tokens: &[u32],
-        kv: &mut KvCache,
-        want: Logits,
+        seqs: &mut [SeqInput<'_>],
         logits: &mut Vec<f32>,
         ws: &mut Workspace,
     ) -> Result<(), ModelError> {
         let c = &self.config;
-        let n = tokens.len();
         logits.clear();
+        let mut n = 0usize;
+        for s in seqs.iter() {
+            s.kv.check_room(s.tokens.len())?;
+            if let Some(&id) = s.tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+                return Err(ModelError::BadToken {
+                    id,
+                    n_vocab: c.n_vocab,
+                });
+            }
+            n += s.tokens.len();
+        }
         if n == 0 {
             return Ok(());
         }
-        kv.check_room(n)?;
-        let start = kv.len();
         let (dim, kv_dim) = (c.dim, c.kv_dim());
         let Workspace {
             x,
@@ -197,15 +220,10 @@ impl LlamaModel {
             up,
             angles,
         } = ws;
-        // x: [n][dim], the residual stream
+        // x: [n][dim], the residual stream of all sequences' tokens, one after the other
         let x = sized(x, n * dim);
+        let tokens = seqs.iter().flat_map(|s| s.tokens.iter());
         for (row, &tok) in x.chunks_exact_mut(dim).zip(tokens) {
-            if tok as usize >= c.n_vocab {
-                return Err(ModelError::BadToken {
-                    id: tok,
-                    n_vocab: c.n_vocab,
-                });
-            }
             self.token_embd.dequantize_row(tok as usize, row);
         }
         let xb = sized(xb, n * dim);
@@ -216,11 +234,14 @@ impl LlamaModel {
         let proj = sized(proj, n * dim);
         let gate = sized(gate, n * c.ffn_dim);
         let up = sized(up, n * c.ffn_dim);
-        // (cos, sin) per position and rotated pair: [n][rope_dim / 2]
+        // (cos, sin) per token and rotated pair: [n][rope_dim / 2]
         let half = self.rope.pairs();
         angles.resize(n * half, (0.0, 0.0));
-        for (i, a) in angles.chunks_exact_mut(half.max(1)).enumerate() {
-            self.rope.angles_into(start + i, a);
+        let positions = seqs
+            .iter()
+            .flat_map(|s| s.kv.len()..s.kv.len() + s.tokens.len());
+        for (a, pos) in angles.chunks_exact_mut(half.max(1)).zip(positions) {
+            self.rope.angles_into(pos, a);
         }
         for (l, w) in self.layers.iter().enumerate() {
             norm_rows(&mut *xb, x, &w.attn_norm, c.norm_eps, dim);
@@ -239,9 +260,15 @@ impl LlamaModel {
             }
             // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
             // precision of llama.cpp's default f16 KV cache.
-            kv.write(l, start, k, v);
+            let mut off = 0;
+            for s in seqs.iter_mut() {
+                let (m, start) = (s.tokens.len(), s.kv.len());
+                let r = off * kv_dim..(off + m) * kv_dim;
+                s.kv.write(l, start, &k[r.clone()], &v[r]);
+                off += m;
+            }
             round_f16(q, self.numerics);
-            attend(c, q, kv, l, start, n, &mut *att, self.numerics);
+            attend_batch(c, q, seqs, l, &mut *att, self.numerics);
             matmul(&w.wo, att, n, &mut *proj, self.numerics);
             add_into(&mut *x, proj);
 
@@ -263,18 +290,92 @@ impl LlamaModel {
             matmul(&w.w_down, gate, n, &mut *proj, self.numerics);
             add_into(&mut *x, proj);
         }
-        kv.set_len(start + n);
 
-        let rows = match want {
-            Logits::Last => &x[(n - 1) * dim..],
-            Logits::All => &x[..],
-        };
-        let m = rows.len() / dim;
-        let xn = &mut xb[..rows.len()];
-        norm_rows(xn, rows, &self.output_norm, c.norm_eps, dim);
-        logits.resize(m * c.n_vocab, 0.0);
-        matmul(&self.output, xn, m, logits, self.numerics);
+        // The rows that want logits, normed into xb: [m][dim]
+        let (mut off, mut m) = (0, 0);
+        for s in seqs.iter_mut() {
+            let len = s.tokens.len();
+            let rows = match s.want {
+                Logits::None => 0..0,
+                Logits::Last => off + len.saturating_sub(1)..off + len,
+                Logits::All => off..off + len,
+            };
+            for r in rows {
+                let out = &mut xb[m * dim..(m + 1) * dim];
+                rmsnorm(
+                    out,
+                    &x[r * dim..(r + 1) * dim],
+                    &self.output_norm,
+                    c.norm_eps,
+                );
+                m += 1;
+            }
+            s.kv.set_len(s.kv.len() + len);
+            off += len;
+        }
+        if m > 0 {
+            logits.resize(m * c.n_vocab, 0.0);
+            matmul(&self.output, &xb[..m * dim], m, logits, self.numerics);
+        }
         Ok(())
+    }
+}
+
+/// One sequence's part of [`LlamaModel::forward_batch`].
+pub struct SeqInput<'a> {
+    /// New tokens, evaluated at positions `kv.len()..`.
+    pub tokens: &'a [u32],
+    pub kv: &'a mut KvCache,
+    pub want: Logits,
+}
+
+/// Attention of every sequence of a batch against its own cache, whose length does not yet
+/// count this batch's tokens. Runs of consecutive one-token sequences (decoding) share one
+/// parallel region; a sequence's arithmetic is the same as when it runs alone.
+fn attend_batch(
+    c: &LlamaConfig,
+    q: &[f32],
+    seqs: &[SeqInput<'_>],
+    layer: usize,
+    att: &mut [f32],
+    numerics: Numerics,
+) {
+    let dim = c.dim;
+    let (mut i, mut off) = (0, 0);
+    while i < seqs.len() {
+        let run = seqs[i..].iter().take_while(|s| s.tokens.len() == 1).count();
+        if run > 1 {
+            let rows = off * dim..(off + run) * dim;
+            let run_seqs = &seqs[i..i + run];
+            attend_decode(
+                c,
+                &q[rows.clone()],
+                &|r| (&*run_seqs[r].kv, run_seqs[r].kv.len()),
+                layer,
+                &mut att[rows],
+                numerics,
+            );
+            i += run;
+            off += run;
+            continue;
+        }
+        let s = &seqs[i];
+        let m = s.tokens.len();
+        if m > 0 {
+            let rows = off * dim..(off + m) * dim;
+            attend(
+                c,
+                &q[rows.clone()],
+                s.kv,
+                layer,
+                s.kv.len(),
+                m,
+                &mut att[rows],
+                numerics,
+            );
+        }
+        i += 1;
+        off += m;
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod bpe;
 mod detok;
+mod gguf;
 mod pretok;
 mod pyjson;
 mod special;
@@ -20,6 +21,7 @@ mod unicode;
 mod vocab;
 
 pub use detok::Detokenizer;
+pub use gguf::{template_from_gguf, tokenizer_from_gguf};
 pub use template::{
     ChatMessage, ChatTemplate, TEMPLATE_FUEL, TEMPLATE_MAX_OUTPUT, TEMPLATE_RECURSION_LIMIT,
 };

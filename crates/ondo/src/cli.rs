@@ -33,6 +33,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Measure prompt-processing and generation speed (llama-bench style).
     Bench(BenchArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API (see docs/serve.md).
+    Serve(ServeArgs),
     /// Fetch the default model into the cache (no-op when present).
     Pull,
 }
@@ -175,4 +177,34 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Address to bind (loopback by default; 0.0.0.0 exposes the server to the network).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 picks a free one; the chosen port is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Context per sequence in tokens (default: 4096, at most the model's).
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
+    /// Sequences decoded together, each with its own KV cache slot.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Requests that may wait for a slot; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Require `Authorization: Bearer KEY` on every route but /health (also $ONDO_API_KEY).
+    #[arg(long, conflicts_with = "api_key_file")]
+    pub api_key: Option<String>,
+    /// Read the API key from the first line of a file.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body: usize,
 }

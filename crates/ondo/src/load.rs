@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use ondo_formats::{GgufFile, Metadata};
 use ondo_model::LlamaModel;
-use ondo_text::{ChatTemplate, Tokenizer, TokenizerKind, VocabConfig};
+use ondo_text::{ChatTemplate, Tokenizer};
 
 pub struct Loaded {
     pub file: Arc<GgufFile>,
@@ -65,40 +65,9 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
-/// Builds the tokenizer the GGUF describes.
+/// Builds the tokenizer the GGUF describes, printing its warnings.
 pub fn tokenizer_from(meta: &Metadata) -> Result<Tokenizer> {
-    let kind_name = meta
-        .get_str("tokenizer.ggml.model")?
-        .context("the file has no tokenizer (tokenizer.ggml.model is missing)")?;
-    let tokens = meta
-        .get_str_array("tokenizer.ggml.tokens")?
-        .context("tokenizer.ggml.tokens is missing")?;
-    let id = |k: &str| -> Result<Option<u32>> { Ok(meta.get_u32(k)?) };
-    let cfg = VocabConfig {
-        kind: TokenizerKind::from_gguf_model(kind_name)?,
-        pre: meta.get_str("tokenizer.ggml.pre")?.map(str::to_string),
-        tokens: tokens.to_vec(),
-        scores: meta
-            .get_f32_array("tokenizer.ggml.scores")?
-            .map(<[f32]>::to_vec),
-        token_types: meta
-            .get_i32_array("tokenizer.ggml.token_type")?
-            .map(<[i32]>::to_vec),
-        merges: meta
-            .get_str_array("tokenizer.ggml.merges")?
-            .map(<[String]>::to_vec)
-            .unwrap_or_default(),
-        bos_id: id("tokenizer.ggml.bos_token_id")?,
-        eos_id: id("tokenizer.ggml.eos_token_id")?,
-        eot_id: id("tokenizer.ggml.eot_token_id")?,
-        eom_id: id("tokenizer.ggml.eom_token_id")?,
-        unk_id: id("tokenizer.ggml.unknown_token_id")?,
-        pad_id: id("tokenizer.ggml.padding_token_id")?,
-        add_bos: meta.get_bool("tokenizer.ggml.add_bos_token")?,
-        add_eos: meta.get_bool("tokenizer.ggml.add_eos_token")?,
-        add_space_prefix: meta.get_bool("tokenizer.ggml.add_space_prefix")?,
-    };
-    let tok = Tokenizer::new(cfg)?;
+    let tok = ondo_text::tokenizer_from_gguf(meta)?;
     for w in tok.warnings() {
         eprintln!("ondo: warning: {w}");
     }
@@ -107,16 +76,5 @@ pub fn tokenizer_from(meta: &Metadata) -> Result<Tokenizer> {
 
 /// The GGUF's chat template, or ChatML when it has none.
 pub fn template_from(meta: &Metadata, tok: &Tokenizer) -> Result<ChatTemplate> {
-    let text_of = |id: Option<u32>| {
-        id.and_then(|i| tok.token_text(i))
-            .unwrap_or_default()
-            .to_string()
-    };
-    match meta.get_str("tokenizer.chat_template")? {
-        Some(src) => Ok(
-            ChatTemplate::new(src, &text_of(tok.bos_id()), &text_of(tok.eos_id()))
-                .context("the model's chat template does not compile")?,
-        ),
-        None => Ok(ChatTemplate::chatml()),
-    }
+    ondo_text::template_from_gguf(meta, tok).context("the model's chat template does not compile")
 }

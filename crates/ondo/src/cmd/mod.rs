@@ -5,6 +5,7 @@ mod chat;
 mod info;
 mod perplexity;
 mod run;
+mod serve;
 mod tokenize;
 
 use anyhow::Result;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Perplexity(a) => perplexity::perplexity(a),
         Command::Info(a) => info::info(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Serve(a) => serve::serve(a),
         Command::Pull => {
             let path = store::resolve_model(None)?;
             println!("{}", path.display());

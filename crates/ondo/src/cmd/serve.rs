@@ -1,0 +1,90 @@
+//! `ondo serve`: loads the model, starts the engine and serves the OpenAI-compatible API
+//! until the process is stopped.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use ondo_engine::{Engine, EngineConfig};
+use ondo_server::{ModelText, ServerConfig};
+
+use crate::cli::ServeArgs;
+use crate::{load, store};
+
+pub fn serve(a: ServeArgs) -> Result<()> {
+    if a.parallel == 0 || a.parallel > 256 {
+        bail!("--parallel must be between 1 and 256, got {}", a.parallel);
+    }
+    if a.max_body < 1024 {
+        bail!("--max-body must be at least 1024 bytes, got {}", a.max_body);
+    }
+    let api_key = api_key(&a)?;
+    let path = store::resolve_model(a.model.model.as_deref())?;
+    let l = load::load(&path)?;
+    let model_ctx = l.model.config.context_length;
+    let ctx = a.ctx.unwrap_or(4096.min(model_ctx));
+    if ctx < 8 || ctx > model_ctx.max(8) {
+        bail!("--ctx must be between 8 and the model's context length {model_ctx}, got {ctx}");
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let model_id = match a.model.model.as_deref() {
+        None => store::DEFAULT_MODEL.to_string(),
+        Some(m) if store::KNOWN_MODELS.iter().any(|k| k.name == m) => m.to_string(),
+        Some(_) => stem.clone(),
+    };
+    let tokenizer = Arc::new(l.tokenizer);
+    let engine = Engine::start(
+        Arc::new(l.model),
+        tokenizer.clone(),
+        EngineConfig {
+            slots: a.parallel,
+            ctx,
+            max_queue: a.queue,
+            ..EngineConfig::default()
+        },
+    )?;
+    eprintln!(
+        "ondo: serving '{model_id}' with {} slots of {ctx} tokens{}",
+        a.parallel,
+        if api_key.is_some() {
+            ", API key required"
+        } else {
+            ""
+        }
+    );
+    let config = ServerConfig {
+        host: a.host,
+        port: a.port,
+        api_key,
+        max_body: a.max_body,
+        model_aliases: vec![stem],
+        model_id,
+    };
+    let text = ModelText {
+        tokenizer,
+        template: l.template,
+    };
+    ondo_server::serve(config, engine, text)?;
+    Ok(())
+}
+
+fn api_key(a: &ServeArgs) -> Result<Option<String>> {
+    let key = match (&a.api_key, &a.api_key_file) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the API key file '{}'", f.display()))?;
+            Some(text.lines().next().unwrap_or("").to_string())
+        }
+        (None, None) => std::env::var("ONDO_API_KEY").ok(),
+    };
+    match key.map(|k| k.trim().to_string()) {
+        Some(k) if k.is_empty() => bail!("the API key is empty"),
+        Some(k) if !k.chars().all(|c| c.is_ascii_graphic()) => {
+            bail!("the API key must be printable ASCII without spaces")
+        }
+        other => Ok(other),
+    }
+}
