@@ -154,8 +154,9 @@ impl Scheduler {
             let mut req = w.request;
             let prompt = req.prompt;
             let s = &mut self.slots[slot];
-            // At least the prompt's last token is evaluated: its logits start the generation.
-            let cached = common_prefix(&s.tokens, &prompt).min(prompt.len() - 1);
+            // The prompt's last token is evaluated (its logits start the generation), with at
+            // least one before it: see `prompt_chunk`.
+            let cached = common_prefix(&s.tokens, &prompt).min(prompt.len().saturating_sub(2));
             s.kv.truncate(cached);
             s.tokens.truncate(cached);
             let room = self.cfg.ctx.saturating_sub(prompt.len());
@@ -201,8 +202,8 @@ impl Scheduler {
             if !s.is_prefilling() {
                 plan.push((i, 1));
             } else if budget > 0 {
-                let n = s.pending.len().min(budget);
-                budget -= n;
+                let n = prompt_chunk(s.pending.len(), budget);
+                budget = budget.saturating_sub(n);
                 plan.push((i, n));
             }
         }
@@ -319,6 +320,45 @@ impl Scheduler {
     }
 }
 
+/// How many of `pending` prompt tokens to evaluate within `budget`. Never a lone token when
+/// more than one is pending: a one-token pass takes the decode attention kernel, whose sums run
+/// in another order than the batched one's, and a prompt's logits must not depend on how it
+/// was chunked (that depends on what else runs) or on how much of it was cached.
+fn prompt_chunk(pending: usize, budget: usize) -> usize {
+    if pending < 2 {
+        return pending;
+    }
+    let n = pending.min(budget).max(2);
+    match pending - n {
+        1 if n >= 3 => n - 1,
+        1 => n + 1,
+        _ => n,
+    }
+}
+
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prompt_chunk;
+
+    #[test]
+    fn prompt_chunks_never_leave_or_take_a_lone_token() {
+        for pending in 1..40 {
+            for budget in 1..20 {
+                let mut left = pending;
+                while left > 0 {
+                    let n = prompt_chunk(left, budget);
+                    assert!(
+                        n >= 1 && n <= left && n <= budget.max(2) + 1,
+                        "{pending} {budget}"
+                    );
+                    assert!(n > 1 || pending == 1, "lone token: {pending} {budget}");
+                    left -= n;
+                }
+            }
+        }
+    }
 }
