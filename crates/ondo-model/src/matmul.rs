@@ -42,11 +42,8 @@ pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numer
     }
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    if let (Some(packed), Numerics::LlamaCpp) = (w.packed(), numerics) {
-        if w.dtype == DType::Q4_0 {
-            return matmul_q4_0x8(w, packed, x, n, out);
-        }
-        return matmul_rows8(w, packed, x, n, out);
+    if w.packed().is_some() && numerics == Numerics::LlamaCpp {
+        return matmul_packed(&[w], x, n, &mut [out]);
     }
     if uses_q8(w.dtype, numerics) {
         return matmul_q8(w, x, n, out);
@@ -131,6 +128,10 @@ pub fn matmul_group(
 ) {
     if n == 1 {
         return gemv_group(ws, x, outs, numerics);
+    }
+    let packed = ws.iter().all(|w| w.packed().is_some() && w.cols == ws[0].cols);
+    if packed && numerics == Numerics::LlamaCpp && !ws.is_empty() {
+        return matmul_packed(ws, x, n, outs);
     }
     for (w, out) in ws.iter().zip(outs.iter_mut()) {
         matmul(w, x, n, out, numerics);
@@ -277,15 +278,6 @@ fn matmul_int<B: IntBlocks>(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 }
 
 /// Q4_0x8 path: activations quantized once, row chunks shared among threads.
-fn matmul_q4_0x8(w: &QWeight, packed: &[u8], x: &[f32], n: usize, out: &mut [f32]) {
-    let xq = quantize_rows::<BlockQ8>(x, n, w.cols);
-    let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
-    by_row_chunks(w.rows, n, out, |r0, r1, tile| {
-        let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
-        ondo_kernels::q4_0x8::gemm_q4_0x8(p, r1 - r0, &xq, n, tile, r1 - r0);
-    });
-}
-
 /// Q4_0/Q4_1/Q8_0 path: Q8 activations, the tiled GEMM (bit-identical to `dot_q8` per pair,
 /// ggml's order: the fidelity path) over row chunks.
 fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
@@ -297,14 +289,44 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
     });
 }
 
-/// Q4_1/Q8_0 rows8 path: exactly `dot_q8` per pair (the fidelity path), eight rows at a time.
-fn matmul_rows8(w: &QWeight, packed: &[u8], x: &[f32], n: usize, out: &mut [f32]) {
-    let xq = quantize_rows::<BlockQ8>(x, n, w.cols);
-    let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
-    by_row_chunks(w.rows, n, out, |r0, r1, tile| {
-        let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
-        ondo_kernels::rows8::gemm_rows8(w.dtype, p, r1 - r0, &xq, n, tile, r1 - r0);
+/// Products of one input ([n][cols]) through matrices repacked eight rows at a time (Q4_0:
+/// `q4_0x8`; Q4_1/Q8_0: `rows8`, exactly `dot_q8` per pair, the fidelity path): the input is
+/// quantized once and every matrix's row chunks are shared among the threads in one region.
+fn matmul_packed(ws: &[&QWeight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
+    let xq = quantize_rows::<BlockQ8>(x, n, ws[0].cols);
+    let total: usize = ws.iter().map(|w| w.rows).sum();
+    let mut tiles = vec![0.0f32; total * n];
+    let mut chunks = Vec::with_capacity(total.div_ceil(ROW_CHUNK) + ws.len());
+    let mut rest = &mut tiles[..];
+    for (m, w) in ws.iter().enumerate() {
+        for r0 in (0..w.rows).step_by(ROW_CHUNK) {
+            let r1 = (r0 + ROW_CHUNK).min(w.rows);
+            let (tile, tail) = rest.split_at_mut(n * (r1 - r0));
+            rest = tail;
+            chunks.push((m, r0, r1, tile));
+        }
+    }
+    ondo_kernels::pool::for_each_share(&mut chunks, 1, 1, |_, share| {
+        for (m, r0, r1, tile) in share.iter_mut() {
+            let (w, rows) = (ws[*m], *r1 - *r0);
+            let Some(packed) = w.packed() else { continue };
+            if w.dtype == DType::Q4_0 {
+                let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
+                let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
+                ondo_kernels::q4_0x8::gemm_q4_0x8(p, rows, &xq, n, tile, rows);
+            } else {
+                let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
+                let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
+                ondo_kernels::rows8::gemm_rows8(w.dtype, p, rows, &xq, n, tile, rows);
+            }
+        }
     });
+    for (m, r0, r1, tile) in &chunks {
+        let rows = ws[*m].rows;
+        for (t, v) in tile.chunks_exact(r1 - r0).enumerate() {
+            outs[*m][t * rows + r0..t * rows + r1].copy_from_slice(v);
+        }
+    }
 }
 
 /// K-quant path: Q8_K activations, the tiled GEMM over row chunks.
