@@ -129,7 +129,9 @@ pub fn matmul_group(
     if n == 1 {
         return gemv_group(ws, x, outs, numerics);
     }
-    let packed = ws.iter().all(|w| w.packed().is_some() && w.cols == ws[0].cols);
+    let packed = ws
+        .iter()
+        .all(|w| w.packed().is_some() && w.cols == ws[0].cols);
     if packed && numerics == Numerics::LlamaCpp && !ws.is_empty() {
         return matmul_packed(ws, x, n, outs);
     }
