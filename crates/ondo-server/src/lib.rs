@@ -49,13 +49,13 @@ pub struct ModelText {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} (choose another address or --port)")]
     Bind {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// Serves until the process is stopped. Prints `ondo: listening on http://ADDR` once ready.

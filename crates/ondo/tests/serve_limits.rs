@@ -343,3 +343,22 @@ fn an_unfinished_body_is_cut_off() {
     assert!(t0.elapsed() < Duration::from_secs(40));
     assert_serves(&srv, "an unfinished body");
 }
+
+#[test]
+fn a_port_in_use_is_one_clear_error() {
+    let Some(model) = model_path() else { return };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ondo"))
+        .args(["serve", "-m", &model.to_string_lossy(), "--port", &port])
+        .env_remove("ONDO_API_KEY")
+        .output()
+        .expect("run ondo");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen") && err.contains("in use"),
+        "{err}"
+    );
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+}
