@@ -38,18 +38,17 @@ import asyncio
 import collections
 import json
 import os
-import queue
 import random
-import re
 import statistics
-import subprocess
 import sys
-import threading
 import time
 
 import httpx
 
-STARTUP_TIMEOUT_S = 120
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "serve"))
+from ondo_server import OndoServer  # noqa: E402
+
 MB = 1024 * 1024
 
 # Short, varied chat prompts for the load and memory sections.
@@ -90,95 +89,6 @@ FILLER_WORDS = (
     "evening lamp coffee book street city bridge rain wind cloud field farmer apple orchard "
     "bicycle museum painting kitchen recipe soup candle season festival song journey map"
 ).split()
-
-
-# --------------------------------------------------------------------------------------------
-# Server process
-# --------------------------------------------------------------------------------------------
-
-class Server:
-    """`ondo serve` as a child process; stdout+stderr drained by a thread for its whole life
-    (the pipe never fills), the last lines kept for failure reports."""
-
-    LISTEN_RE = re.compile(r"ondo: listening on (http://\S+)")
-
-    def __init__(self, ondo, args):
-        self.argv = [ondo, "serve", "--port", "0"] + args
-        self.proc = None
-        self.url = None
-        self.tail = collections.deque(maxlen=200)
-        self._lines = queue.Queue()
-
-    def __enter__(self):
-        env = dict(os.environ)
-        env.pop("ONDO_API_KEY", None)  # no key in these benchmarks
-        print("  starting:", " ".join(self.argv), flush=True)
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        threading.Thread(target=self._drain, daemon=True).start()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("server not ready within %d s:\n%s"
-                                   % (STARTUP_TIMEOUT_S, self.tail_text()))
-            try:
-                line = self._lines.get(timeout=min(left, 0.5))
-            except queue.Empty:
-                continue
-            if line is None:
-                self.proc.wait(timeout=10)
-                raise RuntimeError("server exited with status %s before it was ready:\n%s"
-                                   % (self.proc.returncode, self.tail_text()))
-            m = self.LISTEN_RE.search(line)
-            if m:
-                self.url = m.group(1).rstrip("/")
-                return
-
-    def _drain(self):
-        announced = False
-        for raw in iter(self.proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.tail.append(line)
-            if not announced:
-                self._lines.put(line)
-                announced = bool(self.LISTEN_RE.search(line))
-        self._lines.put(None)
-
-    def tail_text(self, n=40):
-        return "\n".join("    | " + l for l in list(self.tail)[-n:]) or "    | (no output)"
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def proc_status_kb(self, field):
-        """VmRSS / VmHWM of the server process in KiB (Linux /proc)."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        raise RuntimeError(f"no {field} in /proc/{self.proc.pid}/status")
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 def new_client(server):
@@ -434,13 +344,13 @@ async def section_b(a, server):
     async with new_client(server) as client:
         warm = await run_mix(client, 50, 0)
         idle0, _, _ = await wait_idle(client, 10.0)
-        base_kb = server.proc_status_kb("VmRSS")
+        base_kb = server.rss_kb("VmRSS")
         t0 = time.perf_counter()
         results = await run_mix(client, a.requests, 50)
         wall = time.perf_counter() - t0
         idle, m, waited = await wait_idle(client, 10.0)
-        final_kb = server.proc_status_kb("VmRSS")
-        peak_kb = server.proc_status_kb("VmHWM")
+        final_kb = server.rss_kb("VmRSS")
+        peak_kb = server.rss_kb("VmHWM")
 
     def failed(r):
         return not r["disconnected"] and not (
@@ -606,7 +516,8 @@ def main():
         name, fn, args = SECTIONS[key]
         print(f"\n== {key}. {name}", flush=True)
         t0 = time.monotonic()
-        server = Server(a.ondo, server_args(a, *args))
+        server = OndoServer([a.ondo, "serve", "--port", "0"] + server_args(a, *args),
+                            log_prefix="  ", announce_ready=False)
         try:
             with server:
                 ok, line, bar, fig = asyncio.run(fn(a, server))

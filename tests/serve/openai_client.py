@@ -21,15 +21,11 @@ Generation is kept short (at most 24 tokens per request) so that the whole run t
 under two minutes on a 2-core CPU with SmolLM2-135M.
 """
 import argparse
-import collections
 import concurrent.futures
 import json
 import os
-import queue
 import re
-import subprocess
 import sys
-import threading
 import time
 import traceback
 import urllib.error
@@ -37,8 +33,9 @@ import urllib.request
 
 import openai
 
+from ondo_server import OndoServer
+
 API_KEY = "test-key-123"
-STARTUP_TIMEOUT_S = 120
 REQUEST_TIMEOUT_S = 60
 
 SYSTEM = "You are a helpful assistant. Answer briefly."
@@ -48,88 +45,6 @@ CHAT_MESSAGES = [
     {"role": "user", "content": QUESTION},
 ]
 COMPLETION_PROMPT = "The capital of France is"
-
-
-# --------------------------------------------------------------------------------------------
-# The server process
-# --------------------------------------------------------------------------------------------
-
-class Server:
-    """`ondo serve` as a child process.
-
-    stdout and stderr go into one pipe that a background thread drains for the whole life of
-    the process (so the pipe never fills and blocks the server); it keeps the last lines for
-    failure reports and hands lines to `start()` until the "listening" line shows up.
-    """
-
-    LISTEN_RE = re.compile(r"ondo: listening on (http://\S+)")
-
-    def __init__(self, argv):
-        self.argv = argv
-        self.proc = None
-        self.url = None  # http://HOST:PORT, as printed by the server
-        self.tail = collections.deque(maxlen=200)
-        self._lines = queue.Queue()
-        self._reader = None
-
-    def start(self, timeout=STARTUP_TIMEOUT_S):
-        env = dict(os.environ)
-        env.pop("ONDO_API_KEY", None)  # the key is given on the command line
-        print("starting:", " ".join(self.argv), flush=True)
-        self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=env)
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError(f"no 'ondo: listening on' line within {timeout} s\n"
-                                   + self.tail_text())
-            try:
-                line = self._lines.get(timeout=min(left, 0.5))
-            except queue.Empty:
-                if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise RuntimeError(f"server exited with status {self.proc.returncode} "
-                                       "before it was ready; its output:\n" + self.tail_text())
-                continue
-            if line is None:  # EOF: the process closed its output (it is exiting)
-                self.proc.wait(timeout=10)
-                raise RuntimeError(f"server exited with status {self.proc.returncode} "
-                                   "before it was ready; its output:\n" + self.tail_text())
-            m = self.LISTEN_RE.search(line)
-            if m:
-                self.url = m.group(1).rstrip("/")
-                print("server ready at", self.url, flush=True)
-                return self
-
-    def _drain(self):
-        announced = False
-        for raw in iter(self.proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.tail.append(line)
-            if not announced:
-                self._lines.put(line)
-                announced = bool(self.LISTEN_RE.search(line))
-        self._lines.put(None)
-
-    def tail_text(self, n=60):
-        lines = list(self.tail)[-n:]
-        return "\n".join("    | " + l for l in lines) if lines else "    | (no output)"
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +258,7 @@ def main():
         argv += ["-m", a.model]
 
     t_start = time.monotonic()
-    server = Server(argv)
+    server = OndoServer(argv)
     checks = Checks(server)
     try:
         try:
