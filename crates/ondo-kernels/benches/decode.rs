@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ondo_kernels::attn::{scores_lanes8, weighted_sum_seq};
 use ondo_kernels::ggml_math::softmax_ggml;
 use ondo_kernels::{
-    dot_q8k, f16_to_f32, f32_to_f16, gemv_q8, has_q8_path, has_q8k_path, matvec_serial,
+    f16_to_f32, gemv_q8k, f32_to_f16, gemv_q8, has_q8_path, has_q8k_path, matvec_serial,
     quantize_q8, quantize_q8k, round_activations, DType,
 };
 
@@ -34,7 +34,6 @@ fn matvec(c: &mut Criterion) {
     group.warm_up_time(Duration::from_millis(500));
     for w in DType::ALL {
         let mat = common::random_row(&mut rng, w, ROWS * COLS);
-        let rb = w.row_bytes(COLS).unwrap();
         group.throughput(Throughput::Bytes(mat.len() as u64));
         let mut out = vec![0.0f32; ROWS];
         let (mut xq, mut xqk, mut xr) = (Vec::new(), Vec::new(), vec![0.0f32; COLS]);
@@ -45,9 +44,7 @@ fn matvec(c: &mut Criterion) {
                     gemv_q8(w, &mat, &xq, &mut out);
                 } else if has_q8k_path(w) {
                     quantize_q8k(black_box(&x), &mut xqk);
-                    for (o, row) in out.iter_mut().zip(mat.chunks_exact(rb)) {
-                        *o = dot_q8k(w, row, &xqk);
-                    }
+                    gemv_q8k(w, &mat, &xqk, &mut out);
                 } else {
                     round_activations(w, black_box(&x), &mut xr);
                     matvec_serial(w, &mat, ROWS, COLS, &xr, &mut out);
