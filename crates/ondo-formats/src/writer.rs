@@ -4,6 +4,7 @@
 //! that to produce invalid files); [`GgufWriter::validate`] applies the reader's rules, and
 //! [`GgufWriter::write`] validates before streaming to disk.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
@@ -14,18 +15,19 @@ use crate::{
 };
 
 #[derive(Clone, Debug)]
-struct PendingTensor {
+struct PendingTensor<'a> {
     name: String,
     dims: Vec<u64>,
     ggml_type: GgmlType,
-    data: Vec<u8>,
+    data: Cow<'a, [u8]>,
 }
 
-/// An in-memory GGUF v3 file under construction.
+/// A GGUF v3 file under construction. Tensor data is owned or borrowed (`'a`: for example
+/// from another file's memory map, so rewriting a model does not copy it into memory).
 #[derive(Clone, Debug, Default)]
-pub struct GgufWriter {
+pub struct GgufWriter<'a> {
     kvs: Vec<(String, Value)>,
-    tensors: Vec<PendingTensor>,
+    tensors: Vec<PendingTensor<'a>>,
 }
 
 pub(crate) fn put_string(out: &mut Vec<u8>, s: &[u8]) {
@@ -120,20 +122,20 @@ fn check_name(kind: &str, name: &str, limit: u64) -> Result<(), GgufError> {
     Ok(())
 }
 
-impl GgufWriter {
+impl<'a> GgufWriter<'a> {
     /// An empty writer.
-    pub fn new() -> GgufWriter {
+    pub fn new() -> GgufWriter<'a> {
         GgufWriter::default()
     }
 
     /// Appends a metadata entry (a duplicate key is caught by [`GgufWriter::validate`]).
-    pub fn add_kv(&mut self, key: impl Into<String>, value: Value) -> &mut GgufWriter {
+    pub fn add_kv(&mut self, key: impl Into<String>, value: Value) -> &mut GgufWriter<'a> {
         self.kvs.push((key.into(), value));
         self
     }
 
     /// Replaces the value of `key` in place, or appends it if absent.
-    pub fn set_kv(&mut self, key: impl Into<String>, value: Value) -> &mut GgufWriter {
+    pub fn set_kv(&mut self, key: impl Into<String>, value: Value) -> &mut GgufWriter<'a> {
         let key = key.into();
         match self.kvs.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
@@ -154,8 +156,8 @@ impl GgufWriter {
         name: impl Into<String>,
         dims: &[u64],
         ggml_type: GgmlType,
-        data: impl Into<Vec<u8>>,
-    ) -> &mut GgufWriter {
+        data: impl Into<Cow<'a, [u8]>>,
+    ) -> &mut GgufWriter<'a> {
         self.tensors.push(PendingTensor {
             name: name.into(),
             dims: dims.to_vec(),

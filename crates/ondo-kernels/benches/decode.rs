@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ondo_kernels::attn::{scores_lanes8, weighted_sum_seq};
 use ondo_kernels::ggml_math::softmax_ggml;
 use ondo_kernels::{
-    f16_to_f32, gemv_q8k, f32_to_f16, gemv_q8, has_q8_path, has_q8k_path, matvec_serial,
+    f16_to_f32, f32_to_f16, gemv_q8, gemv_q8k, has_q8_path, has_q8k_path, matvec_serial,
     quantize_q8, quantize_q8k, round_activations, DType,
 };
 

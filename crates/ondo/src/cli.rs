@@ -35,6 +35,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve the model over an OpenAI-compatible HTTP API (see docs/serve.md).
     Serve(ServeArgs),
+    /// Depth up-scaling (SOLAR): a deeper model from copies of the base's layers.
+    Upscale(UpscaleArgs),
     /// Fetch the default model into the cache (no-op when present).
     Pull,
 }
@@ -207,4 +209,27 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ondo upscale -m base.gguf -o deeper.gguf --drop 8        # n layers -> 2(n-8), as SOLAR 10.7B\n  ondo upscale -m base.gguf -o deeper.gguf --layers 0..24,8..32   # mergekit passthrough slices"
+)]
+pub struct UpscaleArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Where to write the deeper GGUF.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Two copies of the base, the last M layers dropped from the first and the first M from
+    /// the second, concatenated: 2(n - M) layers.
+    #[arg(long, conflicts_with = "layers", required_unless_present = "layers")]
+    pub drop: Option<usize>,
+    /// Explicit layer slices, half-open and comma-separated (e.g. 0..24,8..32), concatenated
+    /// in order, as mergekit's passthrough merge takes them.
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }

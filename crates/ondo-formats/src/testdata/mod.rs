@@ -54,7 +54,7 @@ fn f32_bytes(n: u64, scale: f32) -> Vec<u8> {
 /// A minimal valid llama-like model: hparams, a GPT-2 style tokenizer and three small F32
 /// tensors (`token_embd.weight` 8×8, `blk.0.attn_norm.weight` 8, `output_norm.weight` 8).
 /// Every tensor's size is a multiple of 32, so the file has no trailing padding.
-pub fn tiny_llama() -> GgufWriter {
+pub fn tiny_llama() -> GgufWriter<'static> {
     let n_vocab = u64::try_from(TINY_TOKENS.len()).unwrap_or(0);
     let mut w = GgufWriter::new();
     w.add_kv("general.architecture", Value::Str("llama".into()))
@@ -112,7 +112,7 @@ pub fn tiny_llama() -> GgufWriter {
 /// [`tiny_llama`] plus the rest of layer 0 (dim 8, 2 heads of 4, 1 KV head, ffn 16): a complete
 /// model that ondo loads, the base of the model-level cases, so each of them fails on its own
 /// defect rather than on a missing tensor.
-pub fn tiny_llama_model() -> GgufWriter {
+pub fn tiny_llama_model() -> GgufWriter<'static> {
     let mut w = tiny_llama();
     let kv_dim = 4;
     for (name, dims) in [

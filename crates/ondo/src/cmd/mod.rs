@@ -7,6 +7,7 @@ mod perplexity;
 mod run;
 mod serve;
 mod tokenize;
+mod upscale;
 
 use anyhow::Result;
 use ondo_sample::{Sampler, SamplerConfig};
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Info(a) => info::info(a),
         Command::Bench(a) => bench::bench(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Upscale(a) => upscale::upscale(a),
         Command::Pull => {
             let path = store::resolve_model(None)?;
             println!("{}", path.display());
