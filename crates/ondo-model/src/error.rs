@@ -28,6 +28,8 @@ pub enum ModelError {
     },
     #[error("token id {id} is outside the vocabulary (size {n_vocab})")]
     BadToken { id: u32, n_vocab: usize },
+    #[error("invalid LoRA adapter: {0}")]
+    BadAdapter(String),
     #[error(
         "the context is full: {needed} positions needed, {capacity} available (raise -c / --ctx)"
     )]

@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod kv;
 mod llama;
+pub mod lora;
 mod matmul;
 pub mod reference;
 mod registry;

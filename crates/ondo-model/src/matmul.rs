@@ -35,8 +35,13 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// x: [n][w.cols], out: [n][w.rows].
+/// x: [n][w.cols], out: [n][w.rows]; the matrix's LoRA adapters included.
 pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
+    matmul_base(w, x, n, out, numerics);
+    crate::lora::apply(w, x, n, out);
+}
+
+fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
     if n == 1 {
         return gemv_group(&[w], x, &mut [out], numerics);
     }
@@ -126,17 +131,20 @@ pub fn matmul_group(
     outs: &mut [&mut [f32]],
     numerics: Numerics,
 ) {
-    if n == 1 {
-        return gemv_group(ws, x, outs, numerics);
-    }
     let packed = ws
         .iter()
         .all(|w| w.packed().is_some() && w.cols == ws[0].cols);
-    if packed && numerics == Numerics::LlamaCpp && !ws.is_empty() {
-        return matmul_packed(ws, x, n, outs);
+    if n == 1 {
+        gemv_group(ws, x, outs, numerics);
+    } else if packed && numerics == Numerics::LlamaCpp && !ws.is_empty() {
+        matmul_packed(ws, x, n, outs);
+    } else {
+        for (w, out) in ws.iter().zip(outs.iter_mut()) {
+            matmul_base(w, x, n, out, numerics);
+        }
     }
     for (w, out) in ws.iter().zip(outs.iter_mut()) {
-        matmul(w, x, n, out, numerics);
+        crate::lora::apply(w, x, n, out);
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ondo_formats::{GgufFile, TensorInfo};
 use ondo_kernels::DType;
 
+use crate::lora::LoraDelta;
 use crate::ModelError;
 
 /// A weight's repacked rows: a range of the model's one anonymous map of repacked weights.
@@ -42,6 +43,8 @@ pub struct QWeight {
     /// Rows repacked eight at a time (`ondo_kernels::q4_0x8` for Q4_0, `ondo_kernels::rows8`
     /// for Q4_1/Q8_0) for the integer path, in anonymous memory.
     packed: Option<Packed>,
+    /// LoRA adapters added to every product with this matrix (`crate::lora`).
+    pub(crate) lora: Vec<Arc<LoraDelta>>,
 }
 
 impl QWeight {
@@ -74,6 +77,7 @@ impl QWeight {
             cols,
             storage: Storage::Owned(Arc::new(bytes)),
             packed: None,
+            lora: Vec::new(),
         })
     }
 
@@ -224,6 +228,7 @@ impl TensorLoader<'_> {
                 index,
             },
             packed: None,
+            lora: Vec::new(),
         })
     }
 

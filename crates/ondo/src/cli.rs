@@ -48,6 +48,14 @@ pub struct ModelArg {
     pub model: Option<String>,
 }
 
+#[derive(Args, Debug, Clone, Default)]
+pub struct LoraArgs {
+    /// A LoRA adapter (llama.cpp's GGUF adapter format) to apply, with an optional scale
+    /// (FILE:SCALE, default 1); repeat for several.
+    #[arg(long = "lora", value_name = "FILE[:SCALE]")]
+    pub lora: Vec<String>,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct SampleArgs {
     /// Maximum tokens to generate.
@@ -89,6 +97,8 @@ pub struct SampleArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArg,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     /// The prompt.
     #[arg(short = 'p', long)]
     pub prompt: String,
@@ -106,6 +116,8 @@ pub struct RunArgs {
 pub struct ChatArgs {
     #[command(flatten)]
     pub model: ModelArg,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     /// System message.
     #[arg(short = 's', long)]
     pub system: Option<String>,
@@ -137,6 +149,8 @@ pub struct TokenizeArgs {
 pub struct PerplexityArgs {
     #[command(flatten)]
     pub model: ModelArg,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     /// Text file to score.
     #[arg(short = 'f', long)]
     pub file: PathBuf,
@@ -185,6 +199,8 @@ pub struct BenchArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub model: ModelArg,
+    #[command(flatten)]
+    pub lora: LoraArgs,
     /// Address to bind (loopback by default; 0.0.0.0 exposes the server to the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,

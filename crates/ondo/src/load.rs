@@ -65,6 +65,32 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
+/// Attaches LoRA adapters given as `FILE[:SCALE]` (llama.cpp's GGUF adapter format).
+pub fn apply_loras(l: &mut Loaded, specs: &[String]) -> Result<()> {
+    let arch = l
+        .file
+        .metadata()
+        .get_str("general.architecture")?
+        .unwrap_or("")
+        .to_string();
+    for spec in specs {
+        let (path, scale) = match spec.rsplit_once(':') {
+            Some((p, s)) if !p.is_empty() => match s.parse::<f32>() {
+                Ok(v) if v.is_finite() => (p, v),
+                Ok(_) => anyhow::bail!("--lora {spec}: the scale must be a finite number"),
+                Err(_) => (spec.as_str(), 1.0),
+            },
+            _ => (spec.as_str(), 1.0),
+        };
+        let file = GgufFile::open(Path::new(path))
+            .with_context(|| format!("cannot load the adapter '{path}'"))?;
+        let n = ondo_model::lora::load_gguf_adapter(&mut l.model, &arch, &file, scale)
+            .with_context(|| format!("cannot apply the adapter '{path}'"))?;
+        eprintln!("ondo: adapter {path} (scale {scale}) adapts {n} matrices");
+    }
+    Ok(())
+}
+
 /// Builds the tokenizer the GGUF describes, printing its warnings.
 pub fn tokenizer_from(meta: &Metadata) -> Result<Tokenizer> {
     let tok = ondo_text::tokenizer_from_gguf(meta)?;

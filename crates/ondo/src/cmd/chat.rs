@@ -14,7 +14,8 @@ use crate::{load, store};
 pub fn chat(a: ChatArgs) -> Result<()> {
     let mut sampler = sampler_from(&a.sample)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
-    let l = load::load(&path)?;
+    let mut l = load::load(&path)?;
+    load::apply_loras(&mut l, &a.lora.lora)?;
     let ctx = context_size(&a.sample, l.model.config.context_length)?;
     let mut kv = l.model.new_cache(ctx)?;
     let mut in_cache: Vec<u32> = Vec::new();

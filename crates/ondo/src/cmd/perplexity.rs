@@ -13,7 +13,8 @@ use crate::{load, store};
 
 pub fn perplexity(a: PerplexityArgs) -> Result<()> {
     let path = store::resolve_model(a.model.model.as_deref())?;
-    let l = load::load(&path)?;
+    let mut l = load::load(&path)?;
+    load::apply_loras(&mut l, &a.lora.lora)?;
     let bytes =
         std::fs::read(&a.file).with_context(|| format!("cannot read '{}'", a.file.display()))?;
     let text = String::from_utf8(bytes)

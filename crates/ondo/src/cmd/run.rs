@@ -11,7 +11,8 @@ use crate::{load, store};
 pub fn run(a: RunArgs) -> Result<()> {
     let mut sampler = sampler_from(&a.sample)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
-    let l = load::load(&path)?;
+    let mut l = load::load(&path)?;
+    load::apply_loras(&mut l, &a.lora.lora)?;
     let ids = if a.chat {
         let mut messages = Vec::new();
         if let Some(s) = &a.system {

@@ -19,7 +19,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     }
     let api_key = api_key(&a)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
-    let l = load::load(&path)?;
+    let mut l = load::load(&path)?;
+    load::apply_loras(&mut l, &a.lora.lora)?;
     let model_ctx = l.model.config.context_length;
     let ctx = a.ctx.unwrap_or(4096.min(model_ctx));
     if ctx < 8 || ctx > model_ctx.max(8) {
