@@ -75,6 +75,26 @@ pub fn load_gguf_adapter(
     file: &GgufFile,
     user_scale: f32,
 ) -> Result<usize, ModelError> {
+    let deltas = read_gguf_adapter(file, base_arch, user_scale, |name| {
+        model.weight_mut(name).map(|w| (w.rows, w.cols))
+    })?;
+    let n = deltas.len();
+    for (name, d) in deltas {
+        if let Some(w) = model.weight_mut(&name) {
+            w.lora.push(Arc::new(d));
+        }
+    }
+    Ok(n)
+}
+
+/// Reads and checks a GGUF LoRA adapter: (base tensor name, delta) per adapted matrix.
+/// `shape_of(name)` gives the base matrix's (rows, cols), `None` when there is none to adapt.
+pub fn read_gguf_adapter(
+    file: &GgufFile,
+    base_arch: &str,
+    user_scale: f32,
+    mut shape_of: impl FnMut(&str) -> Option<(usize, usize)>,
+) -> Result<Vec<(String, LoraDelta)>, ModelError> {
     let meta = file.metadata();
     match meta.get_str("general.type")? {
         Some("adapter") | None => {}
@@ -99,7 +119,7 @@ pub fn load_gguf_adapter(
     if !user_scale.is_finite() || !alpha.is_finite() {
         return Err(bad("the adapter's alpha and the scale must be finite"));
     }
-    let mut matched = 0;
+    let mut out = Vec::new();
     for ta in file.tensors() {
         let Some(base) = ta.name.strip_suffix(".lora_a") else {
             if !ta.name.ends_with(".lora_b") {
@@ -110,24 +130,24 @@ pub fn load_gguf_adapter(
         let tb = file
             .tensor(&format!("{base}.lora_b"))
             .ok_or_else(|| bad(format!("'{base}.lora_a' has no '{base}.lora_b'")))?;
-        let w = model
-            .weight_mut(base)
+        let shape = shape_of(base)
             .ok_or_else(|| bad(format!("the model has no matrix '{base}' to adapt")))?;
-        let delta = read_pair(file, ta, tb, w, base, alpha, user_scale)?;
-        w.lora.push(Arc::new(delta));
-        matched += 1;
+        out.push((
+            base.to_string(),
+            read_pair(file, ta, tb, shape, base, alpha, user_scale)?,
+        ));
     }
-    if matched == 0 {
+    if out.is_empty() {
         return Err(bad("the adapter has no LoRA tensors"));
     }
-    Ok(matched)
+    Ok(out)
 }
 
 fn read_pair(
     file: &GgufFile,
     ta: &TensorInfo,
     tb: &TensorInfo,
-    w: &QWeight,
+    (rows, cols): (usize, usize),
     base: &str,
     alpha: f32,
     user_scale: f32,
@@ -140,11 +160,10 @@ fn read_pair(
     };
     let (a_in, rank) = dims(ta)?;
     let (b_rank, b_out) = dims(tb)?;
-    if a_in != w.cols || b_out != w.rows {
+    if a_in != cols || b_out != rows {
         return Err(bad(format!(
             "'{base}': lora_a is [{a_in}, {rank}] and lora_b [{b_rank}, {b_out}], but the \
-             matrix takes {} inputs to {} outputs",
-            w.cols, w.rows
+             matrix takes {cols} inputs to {rows} outputs"
         )));
     }
     if rank != b_rank || rank == 0 || rank > MAX_RANK {
@@ -180,6 +199,22 @@ fn values(file: &GgufFile, t: &TensorInfo) -> Result<Vec<f32>, ModelError> {
             "'{}' is {other:?}; LoRA tensors must be F32 or F16",
             t.name
         ))),
+    }
+}
+
+impl LoraDelta {
+    /// Adds `scale · B A` to a dense [rows][cols] matrix (merging the adapter into it).
+    pub fn add_to(&self, w: &mut [f32], cols: usize) {
+        for (o, row) in w.chunks_exact_mut(cols).enumerate() {
+            let b = &self.b[o * self.rank..(o + 1) * self.rank];
+            for (j, &bj) in b.iter().enumerate() {
+                let a = &self.a[j * cols..(j + 1) * cols];
+                let s = bj * self.scale;
+                for (v, &aj) in row.iter_mut().zip(a) {
+                    *v += s * aj;
+                }
+            }
+        }
     }
 }
 

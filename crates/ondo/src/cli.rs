@@ -35,6 +35,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve the model over an OpenAI-compatible HTTP API (see docs/serve.md).
     Serve(ServeArgs),
+    /// Bake LoRA adapters into a new GGUF (base + scale · B A per adapted matrix).
+    Merge(MergeArgs),
     /// Depth up-scaling (SOLAR): a deeper model from copies of the base's layers.
     Upscale(UpscaleArgs),
     /// Fetch the default model into the cache (no-op when present).
@@ -245,6 +247,25 @@ pub struct UpscaleArgs {
     /// in order, as mergekit's passthrough merge takes them.
     #[arg(long)]
     pub layers: Option<String>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Adapters to bake in (FILE[:SCALE], llama.cpp's GGUF adapter format); repeatable.
+    #[arg(long = "lora", value_name = "FILE[:SCALE]", required = true)]
+    pub lora: Vec<String>,
+    /// Where to write the merged GGUF.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Type of the adapted matrices: keep (each one's own type), f32, f16, bf16, q8_0, q5_1,
+    /// q5_0, q4_1 or q4_0. Other matrices are copied unchanged.
+    #[arg(long = "type", default_value = "keep")]
+    pub dtype: String,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,

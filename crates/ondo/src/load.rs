@@ -74,21 +74,29 @@ pub fn apply_loras(l: &mut Loaded, specs: &[String]) -> Result<()> {
         .unwrap_or("")
         .to_string();
     for spec in specs {
-        let (path, scale) = match spec.rsplit_once(':') {
-            Some((p, s)) if !p.is_empty() => match s.parse::<f32>() {
-                Ok(v) if v.is_finite() => (p, v),
-                Ok(_) => anyhow::bail!("--lora {spec}: the scale must be a finite number"),
-                Err(_) => (spec.as_str(), 1.0),
-            },
-            _ => (spec.as_str(), 1.0),
-        };
-        let file = GgufFile::open(Path::new(path))
-            .with_context(|| format!("cannot load the adapter '{path}'"))?;
+        let (path, scale) = lora_spec(spec)?;
+        let file = open_adapter(path)?;
         let n = ondo_model::lora::load_gguf_adapter(&mut l.model, &arch, &file, scale)
             .with_context(|| format!("cannot apply the adapter '{path}'"))?;
         eprintln!("ondo: adapter {path} (scale {scale}) adapts {n} matrices");
     }
     Ok(())
+}
+
+/// `FILE[:SCALE]` → (file, scale); a suffix that is not a number belongs to the path.
+pub fn lora_spec(spec: &str) -> Result<(&str, f32)> {
+    match spec.rsplit_once(':') {
+        Some((p, s)) if !p.is_empty() => match s.parse::<f32>() {
+            Ok(v) if v.is_finite() => Ok((p, v)),
+            Ok(_) => anyhow::bail!("--lora {spec}: the scale must be a finite number"),
+            Err(_) => Ok((spec, 1.0)),
+        },
+        _ => Ok((spec, 1.0)),
+    }
+}
+
+pub fn open_adapter(path: &str) -> Result<GgufFile> {
+    GgufFile::open(Path::new(path)).with_context(|| format!("cannot load the adapter '{path}'"))
 }
 
 /// Builds the tokenizer the GGUF describes, printing its warnings.

@@ -177,3 +177,79 @@ fn lora_flag_runs_and_bad_adapters_are_one_line_errors() {
     assert!(stderr(&o).contains("adapter"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Logits of `ids` at every position, with the adapters already attached to `m`.
+fn all_logits(m: &ondo_model::LlamaModel, ids: &[u32]) -> Vec<f32> {
+    let mut kv = m.new_cache(ids.len()).unwrap();
+    m.forward(ids, &mut kv, Logits::All).unwrap()
+}
+
+#[test]
+fn a_merged_model_gives_the_logits_of_base_plus_adapter() {
+    let Some(path) = model_path() else { return };
+    let fx = fixture_json();
+    let dir = std::env::temp_dir().join(format!("ondo-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rank = fx["rank"].as_u64().unwrap();
+    let lora_path = dir.join("lora.gguf");
+    std::fs::write(&lora_path, adapter(&fx, "llama", rank)).unwrap();
+    let ids: Vec<u32> = fx["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let file = Arc::new(GgufFile::open(&path).unwrap());
+    let mut m = load_model(&file).unwrap();
+    // f32 activations throughout: llama.cpp's 8-bit activation rounding differs between a
+    // quantized base and an f32 merged matrix, and SmolLM2 amplifies such differences.
+    m.numerics = ondo_model::Numerics::Exact;
+    let lora = GgufFile::open(&lora_path).unwrap();
+    ondo_model::lora::load_gguf_adapter(&mut m, "llama", &lora, 1.0).unwrap();
+    let want = all_logits(&m, &ids);
+    let nv = m.config.n_vocab;
+    // f32: the same function up to f32 rounding. Requantized (q8_0, or Q4_1 for "keep"): the
+    // merged matrix carries a fresh quantization error, and this hashed adapter is large
+    // (its B·A is about the size of a 4-bit step), so only rough agreement is asked of it.
+    let n_pos = ids.len();
+    for (ty, max_diff, min_top1) in [
+        ("f32", 0.05f32, n_pos),
+        ("q8_0", 1.5, n_pos - 2),
+        ("keep", 20.0, n_pos - 3),
+    ] {
+        let out = dir.join(format!("merged-{ty}.gguf"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ondo"))
+            .args(["merge", "-m", path.to_str().unwrap(), "--lora"])
+            .arg(&lora_path)
+            .args(["-o", out.to_str().unwrap(), "--type", ty])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut merged = load_model(&Arc::new(GgufFile::open(&out).unwrap())).unwrap();
+        merged.numerics = ondo_model::Numerics::Exact;
+        let got = all_logits(&merged, &ids);
+        let (mut worst, mut same_top1) = (0.0f32, 0);
+        for pos in 0..ids.len() {
+            let (a, b) = (
+                &want[pos * nv..(pos + 1) * nv],
+                &got[pos * nv..(pos + 1) * nv],
+            );
+            worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(worst, f32::max);
+            same_top1 += usize::from(ondo_sample::argmax(a) == ondo_sample::argmax(b));
+        }
+        eprintln!(
+            "--type {ty}: largest logit difference {worst}, top-1 equal at {same_top1}/{}",
+            ids.len()
+        );
+        assert!(worst <= max_diff, "--type {ty}: {worst}");
+        assert!(
+            same_top1 >= min_top1,
+            "--type {ty}: top-1 {same_top1}/{n_pos}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

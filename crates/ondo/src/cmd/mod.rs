@@ -3,6 +3,7 @@
 mod bench;
 mod chat;
 mod info;
+mod merge;
 mod perplexity;
 mod run;
 mod serve;
@@ -31,6 +32,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::bench(a),
         Command::Serve(a) => serve::serve(a),
         Command::Upscale(a) => upscale::upscale(a),
+        Command::Merge(a) => merge::merge(a),
         Command::Pull => {
             let path = store::resolve_model(None)?;
             println!("{}", path.display());

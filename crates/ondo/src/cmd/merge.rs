@@ -1,0 +1,130 @@
+//! `ondo merge`: bakes LoRA adapters into a new GGUF. Each adapted matrix is dequantized to
+//! f32, gets `scale · B A` of every adapter in order, and is quantized again (to its own type,
+//! or the one `--type` names) with llama.cpp's reference quantizers; everything else is copied
+//! byte for byte from the base's memory map.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use ondo_formats::{GgmlType, GgufWriter};
+use ondo_kernels::DType;
+use ondo_model::lora::{read_gguf_adapter, LoraDelta};
+
+use crate::cli::MergeArgs;
+use crate::{load, store};
+
+pub fn merge(a: MergeArgs) -> Result<()> {
+    if a.output.exists() && !a.force {
+        bail!(
+            "'{}' exists: choose another -o or pass --force",
+            a.output.display()
+        );
+    }
+    let target = match a.dtype.to_ascii_lowercase().as_str() {
+        "keep" => None,
+        name => Some(
+            GgmlType::from_name(name)
+                .and_then(|t| DType::from_ggml_id(t.0))
+                .filter(|d| can_quantize(*d))
+                .with_context(|| {
+                    format!(
+                        "--type {name}: choose keep, f32, f16, bf16, q8_0, q5_1, q5_0, q4_1 or q4_0"
+                    )
+                })?,
+        ),
+    };
+    let path = store::resolve_model(a.model.model.as_deref())?;
+    let file = load::open_file(&path)?;
+    let arch = file
+        .metadata()
+        .get_str("general.architecture")?
+        .context("the base has no general.architecture")?
+        .to_string();
+    let shape_of = |name: &str| {
+        let t = file.tensor(name)?;
+        match t.dims.as_slice() {
+            [c, r] => Some((*r as usize, *c as usize)),
+            _ => None,
+        }
+    };
+    let mut deltas: BTreeMap<String, Vec<LoraDelta>> = BTreeMap::new();
+    let mut adapters = Vec::new();
+    for spec in &a.lora {
+        let (p, scale) = load::lora_spec(spec)?;
+        let adapter = load::open_adapter(p)?;
+        for (name, d) in read_gguf_adapter(&adapter, &arch, scale, shape_of)
+            .with_context(|| format!("cannot apply the adapter '{p}'"))?
+        {
+            deltas.entry(name).or_default().push(d);
+        }
+        adapters.push(adapter);
+    }
+
+    let mut w = GgufWriter::new();
+    for (key, value) in file.metadata().iter() {
+        w.add_kv(key, value.clone());
+    }
+    for t in file.tensors() {
+        let Some(ds) = deltas.get(&t.name) else {
+            w.add_tensor(t.name.clone(), &t.dims, t.ggml_type, file.tensor_data(t));
+            continue;
+        };
+        let src = DType::from_ggml_id(t.ggml_type.0)
+            .with_context(|| format!("'{}' has a type ondo cannot read", t.name))?;
+        let dst = target.unwrap_or(src);
+        if !can_quantize(dst) {
+            bail!(
+                "'{}' is {} and ondo cannot quantize that type yet: pass --type q8_0 (or f16)",
+                t.name,
+                dst.name()
+            );
+        }
+        let (rows, cols) = shape_of(&t.name).context("adapted tensors are matrices")?;
+        let mut dense = vec![0.0f32; rows * cols];
+        let src_rb = src.row_bytes(cols).context("row size")?;
+        for (row, bytes) in dense
+            .chunks_exact_mut(cols)
+            .zip(file.tensor_data(t).chunks_exact(src_rb))
+        {
+            ondo_kernels::dequantize_row(src, bytes, row);
+        }
+        for d in ds {
+            d.add_to(&mut dense, cols);
+        }
+        let dst_rb = dst.row_bytes(cols).context("row size")?;
+        let mut out = vec![0u8; rows * dst_rb];
+        for (row, bytes) in dense.chunks_exact(cols).zip(out.chunks_exact_mut(dst_rb)) {
+            ondo_kernels::quantize_row(dst, row, bytes)
+                .with_context(|| format!("cannot quantize '{}' to {}", t.name, dst.name()))?;
+        }
+        let ggml = GgmlType::from_name(&dst.name().to_ascii_lowercase()).context("type id")?;
+        w.add_tensor(t.name.clone(), &t.dims, ggml, out);
+    }
+    let tmp = a.output.with_extension("gguf.partial");
+    w.write(&tmp)
+        .with_context(|| format!("cannot write '{}'", tmp.display()))?;
+    std::fs::rename(&tmp, &a.output)
+        .with_context(|| format!("cannot move the result to '{}'", a.output.display()))?;
+    eprintln!(
+        "ondo: wrote {} ({} matrices merged from {} adapter(s))",
+        a.output.display(),
+        deltas.len(),
+        adapters.len()
+    );
+    Ok(())
+}
+
+/// Types `ondo_kernels::quantize_row` can write.
+fn can_quantize(d: DType) -> bool {
+    matches!(
+        d,
+        DType::F32
+            | DType::F16
+            | DType::BF16
+            | DType::Q8_0
+            | DType::Q5_1
+            | DType::Q5_0
+            | DType::Q4_1
+            | DType::Q4_0
+    )
+}
