@@ -83,6 +83,26 @@ pub fn apply_loras(l: &mut Loaded, specs: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to replace an existing file unless `force`.
+pub fn check_output(path: &Path, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        anyhow::bail!(
+            "'{}' exists: choose another -o or pass --force",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `w` to `path` through `PATH.partial`, so a failed write leaves no half file.
+pub fn write_gguf(w: &ondo_formats::GgufWriter<'_>, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("gguf.partial");
+    w.write(&tmp)
+        .with_context(|| format!("cannot write '{}'", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move the result to '{}'", path.display()))
+}
+
 /// `FILE[:SCALE]` → (file, scale); a suffix that is not a number belongs to the path.
 pub fn lora_spec(spec: &str) -> Result<(&str, f32)> {
     match spec.rsplit_once(':') {

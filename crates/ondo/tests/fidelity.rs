@@ -34,14 +34,6 @@ fn load_default() -> Option<LlamaModel> {
     Some(load_model(&file).unwrap())
 }
 
-fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 fn model_with_home(args: &[&str]) -> std::process::Output {
     // Unlike `ondo()`, keep the real cache so `-m` can name the cached file.
     std::process::Command::new(env!("CARGO_BIN_EXE_ondo"))

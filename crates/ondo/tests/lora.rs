@@ -79,12 +79,7 @@ fn adapter_logits_match_llama_cpp() {
     let fx = fixture_json();
     let file = Arc::new(GgufFile::open(&path).unwrap());
     let mut m = load_model(&file).unwrap();
-    let ids: Vec<u32> = fx["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids = ids_of(&fx["ids"]);
     let mut kv = m.new_cache(ids.len()).unwrap();
     let base = m.forward(&ids, &mut kv, Logits::All).unwrap();
 
@@ -193,12 +188,7 @@ fn a_merged_model_gives_the_logits_of_base_plus_adapter() {
     let rank = fx["rank"].as_u64().unwrap();
     let lora_path = dir.join("lora.gguf");
     std::fs::write(&lora_path, adapter(&fx, "llama", rank)).unwrap();
-    let ids: Vec<u32> = fx["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids = ids_of(&fx["ids"]);
     let file = Arc::new(GgufFile::open(&path).unwrap());
     let mut m = load_model(&file).unwrap();
     // f32 activations throughout: llama.cpp's 8-bit activation rounding differs between a

@@ -59,12 +59,7 @@ fn upscaled_model_matches_llama_cpp() {
         m.config.n_layers as u64,
         fx["block_count"].as_u64().unwrap()
     );
-    let ids: Vec<u32> = fx["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids = ids_of(&fx["ids"]);
     let mut kv = m.new_cache(ids.len()).unwrap();
     let logits = m.forward(&ids, &mut kv, Logits::All).unwrap();
     let nv = m.config.n_vocab;

@@ -14,12 +14,7 @@ use crate::cli::MergeArgs;
 use crate::{load, store};
 
 pub fn merge(a: MergeArgs) -> Result<()> {
-    if a.output.exists() && !a.force {
-        bail!(
-            "'{}' exists: choose another -o or pass --force",
-            a.output.display()
-        );
-    }
+    load::check_output(&a.output, a.force)?;
     let target = match a.dtype.to_ascii_lowercase().as_str() {
         "keep" => None,
         name => Some(
@@ -100,11 +95,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         let ggml = GgmlType::from_name(&dst.name().to_ascii_lowercase()).context("type id")?;
         w.add_tensor(t.name.clone(), &t.dims, ggml, out);
     }
-    let tmp = a.output.with_extension("gguf.partial");
-    w.write(&tmp)
-        .with_context(|| format!("cannot write '{}'", tmp.display()))?;
-    std::fs::rename(&tmp, &a.output)
-        .with_context(|| format!("cannot move the result to '{}'", a.output.display()))?;
+    load::write_gguf(&w, &a.output)?;
     eprintln!(
         "ondo: wrote {} ({} matrices merged from {} adapter(s))",
         a.output.display(),

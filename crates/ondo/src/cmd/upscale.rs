@@ -17,12 +17,7 @@ use crate::{load, store};
 const MAX_GROWTH: usize = 8;
 
 pub fn upscale(a: UpscaleArgs) -> Result<()> {
-    if a.output.exists() && !a.force {
-        bail!(
-            "'{}' exists: choose another -o or pass --force",
-            a.output.display()
-        );
-    }
+    load::check_output(&a.output, a.force)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
     let file = load::open_file(&path)?;
     let meta = file.metadata();
@@ -78,11 +73,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
             w.add_tensor(name, &t.dims, t.ggml_type, file.tensor_data(t));
         }
     }
-    let tmp = a.output.with_extension("gguf.partial");
-    w.write(&tmp)
-        .with_context(|| format!("cannot write '{}'", tmp.display()))?;
-    std::fs::rename(&tmp, &a.output)
-        .with_context(|| format!("cannot move the result to '{}'", a.output.display()))?;
+    load::write_gguf(&w, &a.output)?;
     eprintln!(
         "ondo: wrote {} ({} layers from {n}: {})",
         a.output.display(),
