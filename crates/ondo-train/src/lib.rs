@@ -1,19 +1,29 @@
-//! Training for Llama-family models: the backward passes of the Llama block's ops and LoRA
-//! adapters, generic over [`Float`] (f32 to train, f64 for the gradient checks in
-//! `tests/gradcheck.rs`).
+//! Training for Llama-family models: the backward passes of the Llama block, LoRA adapters and
+//! a small full model with forward + backward, generic over [`Float`] (f32 to train, f64 for
+//! the gradient checks in `tests/gradcheck.rs`).
 //!
-//! - `ops/`: one file per op, forward and backward, shapes in comments.
+//! - `ops/`: one file per op, forward and backward, shapes in comments;
+//! - `params.rs`: a block's shape, weights and LoRA adapters;
+//! - `block.rs`: one Llama block (attention + SwiGLU MLP, each behind an RMSNorm and a
+//!   residual) with LoRA on any of its seven projections;
+//! - `model.rs`: embedding → blocks → final norm → output → masked cross-entropy.
 //!
 //! Frozen weights are plain floats in [`ops::linear::Dense`]; that type and its two products
 //! are the one place a quantized base will plug in.
 
+mod block;
 mod float;
+mod model;
 pub mod ops;
+mod params;
 mod rng;
 
+pub use block::{block_backward, block_forward, BlockActs};
 pub use float::Float;
+pub use model::{Model, ModelConfig, ModelLora, ModelWeights};
 pub use ops::linear::Dense;
 pub use ops::lora::Lora;
+pub use params::{BlockConfig, BlockLora, BlockWeights, Target};
 pub use rng::Rng;
 
 /// Errors from checking a configuration or a batch against a model.

@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use ondo_train::Rng;
+pub use ondo_train::Rng;
 
 /// The finite-difference step.
 pub const H: f64 = 1e-5;
@@ -92,4 +92,13 @@ pub fn rand(len: usize, seed: u64) -> Vec<f64> {
 pub fn dotc(c: &[f64], y: &[f64]) -> f64 {
     assert_eq!(c.len(), y.len());
     c.iter().zip(y).map(|(a, b)| a * b).sum()
+}
+
+/// Asserts a gradient is exactly zero (where the loss cannot depend on the parameter).
+pub fn check_zero(name: &str, analytic: &[f64]) {
+    eprintln!("gradcheck {name:<32} n={:<5} exactly zero", analytic.len());
+    assert!(
+        analytic.iter().all(|&g| g == 0.0),
+        "{name}: expected a zero gradient"
+    );
 }
