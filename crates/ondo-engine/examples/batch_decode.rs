@@ -52,6 +52,7 @@ fn main() {
                 tokens: t,
                 kv,
                 want: Logits::Last,
+                adapter: None,
             })
             .collect();
         model.forward_batch(&mut inputs, &mut logits).unwrap();
@@ -86,6 +87,7 @@ fn main() {
                 stop: vec![],
                 logit_bias: vec![(2, -100.0), (0, -100.0)],
                 logprobs: None,
+                adapter: None,
             },
             sink: Box::new(Sink(tx.clone())),
         })

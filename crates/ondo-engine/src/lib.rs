@@ -65,6 +65,8 @@ pub struct GenParams {
     pub logit_bias: Vec<(u32, f32)>,
     /// `Some(k)`: report each sampled token's log-probability and the `k` most likely.
     pub logprobs: Option<usize>,
+    /// The selectable LoRA adapter this request uses (`ondo_model::lora`), if any.
+    pub adapter: Option<u32>,
 }
 
 /// One request: the prompt's token ids and where the results go.

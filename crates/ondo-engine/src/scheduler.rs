@@ -21,6 +21,8 @@ struct Slot {
     kv: KvCache,
     /// The tokens whose keys and values `kv` holds.
     tokens: Vec<u32>,
+    /// The adapter they were computed with (a prefix is only reused under the same one).
+    adapter: Option<u32>,
     busy: bool,
     last_used: u64,
 }
@@ -49,6 +51,7 @@ impl Scheduler {
                 Ok(Slot {
                     kv: model.new_cache(cfg.ctx)?,
                     tokens: Vec::new(),
+                    adapter: None,
                     busy: false,
                     last_used: 0,
                 })
@@ -139,13 +142,20 @@ impl Scheduler {
     /// Gives free slots to waiting requests, oldest first.
     fn admit(&mut self) {
         while let Some(w) = self.waiting.front() {
-            let prompt = &w.request.prompt;
+            let (prompt, adapter) = (&w.request.prompt, w.request.params.adapter);
+            let reusable = |s: &Slot| {
+                if s.adapter == adapter {
+                    common_prefix(&s.tokens, prompt)
+                } else {
+                    0
+                }
+            };
             let best = self
                 .slots
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.busy)
-                .max_by_key(|(_, s)| (common_prefix(&s.tokens, prompt), u64::MAX - s.last_used));
+                .max_by_key(|(_, s)| (reusable(s), u64::MAX - s.last_used));
             let Some((slot, _)) = best else { return };
             let Some(w) = self.waiting.pop_front() else {
                 return;
@@ -156,9 +166,15 @@ impl Scheduler {
             let s = &mut self.slots[slot];
             // The prompt's last token is evaluated (its logits start the generation), with at
             // least one before it: see `prompt_chunk`.
-            let cached = common_prefix(&s.tokens, &prompt).min(prompt.len().saturating_sub(2));
+            let reuse = if s.adapter == req.params.adapter {
+                common_prefix(&s.tokens, &prompt)
+            } else {
+                0
+            };
+            let cached = reuse.min(prompt.len().saturating_sub(2));
             s.kv.truncate(cached);
             s.tokens.truncate(cached);
+            s.adapter = req.params.adapter;
             let room = self.cfg.ctx.saturating_sub(prompt.len());
             req.params.max_tokens = req.params.max_tokens.min(room);
             let mut sampler = match Sampler::new(req.params.sampler.clone()) {
@@ -231,6 +247,7 @@ impl Scheduler {
                     } else {
                         Logits::None
                     },
+                    adapter: s.adapter(),
                 });
             }
             let run = AssertUnwindSafe(|| model.forward_batch(&mut inputs, logits));

@@ -60,6 +60,10 @@ impl Sequence {
         }
     }
 
+    pub fn adapter(&self) -> Option<u32> {
+        self.params.adapter
+    }
+
     pub fn is_prefilling(&self) -> bool {
         self.last_token_at.is_none()
     }

@@ -98,6 +98,7 @@ fn params(max_tokens: usize, temperature: f32, seed: u64) -> GenParams {
         stop: Vec::new(),
         logit_bias: Vec::new(),
         logprobs: None,
+        adapter: None,
     }
 }
 

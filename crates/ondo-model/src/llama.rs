@@ -167,7 +167,15 @@ impl LlamaModel {
         want: Logits,
         logits: &mut Vec<f32>,
     ) -> Result<(), ModelError> {
-        self.forward_batch(&mut [SeqInput { tokens, kv, want }], logits)
+        self.forward_batch(
+            &mut [SeqInput {
+                tokens,
+                kv,
+                want,
+                adapter: None,
+            }],
+            logits,
+        )
     }
 
     /// Evaluates several sequences in one pass (continuous batching): the linear layers run
@@ -219,7 +227,14 @@ impl LlamaModel {
             gate,
             up,
             angles,
+            rows,
+            out_rows,
         } = ws;
+        rows.clear();
+        for s in seqs.iter() {
+            rows.extend(std::iter::repeat_n(s.adapter, s.tokens.len()));
+        }
+        let rows = &rows[..];
         // x: [n][dim], the residual stream of all sequences' tokens, one after the other
         let x = sized(x, n * dim);
         let tokens = seqs.iter().flat_map(|s| s.tokens.iter());
@@ -251,6 +266,7 @@ impl LlamaModel {
                 n,
                 &mut [&mut *q, &mut *k, &mut *v],
                 self.numerics,
+                rows,
             );
             for i in 0..n {
                 let a = &angles[i * half..(i + 1) * half];
@@ -269,7 +285,7 @@ impl LlamaModel {
             }
             round_f16(q, self.numerics);
             attend_batch(c, q, seqs, l, &mut *att, self.numerics);
-            matmul(&w.wo, att, n, &mut *proj, self.numerics);
+            matmul(&w.wo, att, n, &mut *proj, self.numerics, rows);
             add_into(&mut *x, proj);
 
             norm_rows(&mut *xb, x, &w.ffn_norm, c.norm_eps, dim);
@@ -279,6 +295,7 @@ impl LlamaModel {
                 n,
                 &mut [&mut *gate, &mut *up],
                 self.numerics,
+                rows,
             );
             match self.numerics {
                 Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut *gate, up),
@@ -287,12 +304,13 @@ impl LlamaModel {
                     .zip(up.iter())
                     .for_each(|(g, u)| *g = silu(*g) * u),
             }
-            matmul(&w.w_down, gate, n, &mut *proj, self.numerics);
+            matmul(&w.w_down, gate, n, &mut *proj, self.numerics, rows);
             add_into(&mut *x, proj);
         }
 
         // The rows that want logits, normed into xb: [m][dim]
         let (mut off, mut m) = (0, 0);
+        out_rows.clear();
         for s in seqs.iter_mut() {
             let len = s.tokens.len();
             let rows = match s.want {
@@ -308,6 +326,7 @@ impl LlamaModel {
                     &self.output_norm,
                     c.norm_eps,
                 );
+                out_rows.push(s.adapter);
                 m += 1;
             }
             s.kv.set_len(s.kv.len() + len);
@@ -315,7 +334,14 @@ impl LlamaModel {
         }
         if m > 0 {
             logits.resize(m * c.n_vocab, 0.0);
-            matmul(&self.output, &xb[..m * dim], m, logits, self.numerics);
+            matmul(
+                &self.output,
+                &xb[..m * dim],
+                m,
+                logits,
+                self.numerics,
+                out_rows,
+            );
         }
         Ok(())
     }
@@ -327,6 +353,9 @@ pub struct SeqInput<'a> {
     pub tokens: &'a [u32],
     pub kv: &'a mut KvCache,
     pub want: Logits,
+    /// Which selectable LoRA adapter this sequence uses (see `crate::lora`); adapters loaded
+    /// for every sequence apply regardless.
+    pub adapter: Option<u32>,
 }
 
 /// Attention of every sequence of a batch against its own cache, whose length does not yet
@@ -392,6 +421,9 @@ struct Workspace {
     gate: Vec<f32>,
     up: Vec<f32>,
     angles: Vec<(f32, f32)>,
+    /// The adapter choice of every token row, then of every logits row.
+    rows: Vec<Option<u32>>,
+    out_rows: Vec<Option<u32>>,
 }
 
 thread_local! {

@@ -30,14 +30,18 @@ pub struct LoraDelta {
     /// [out][rank]
     pub b: Vec<f32>,
     pub scale: f32,
+    /// `None`: applied to every row; `Some(k)`: only to rows of sequences that select
+    /// adapter `k` (a server's per-request choice).
+    pub slot: Option<u32>,
 }
 
 thread_local! {
     static AX: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Adds every adapter's contribution to `out` ([n][rows]) for the input `x` ([n][cols]).
-pub(crate) fn apply(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
+/// Adds every adapter's contribution to `out` ([n][rows]) for the input `x` ([n][cols]);
+/// a selectable adapter only to the rows `t` with `adapters[t]` equal to its slot.
+pub(crate) fn apply(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], adapters: &[Option<u32>]) {
     if w.lora.is_empty() {
         return;
     }
@@ -47,6 +51,9 @@ pub(crate) fn apply(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
         for d in &w.lora {
             ax.resize(d.rank, 0.0);
             for t in 0..n {
+                if d.slot.is_some() && adapters.get(t).copied().flatten() != d.slot {
+                    continue;
+                }
                 let xt = &x[t * cols..(t + 1) * cols];
                 for (j, v) in ax.iter_mut().enumerate() {
                     *v = dot_lanes8(&d.a[j * cols..(j + 1) * cols], xt);
@@ -67,19 +74,22 @@ fn bad(msg: impl Into<String>) -> ModelError {
 }
 
 /// Attaches the LoRA adapters of a GGUF adapter file to `model` (whose file declared
-/// `base_arch`), each scaled by `user_scale`. Returns how many matrices it adapts; an adapter
-/// that matches none is an error, as is any tensor that does not fit its matrix.
+/// `base_arch`), each scaled by `user_scale`, for every sequence (`slot` None) or for the
+/// sequences that select `slot`. Returns how many matrices it adapts; an adapter that matches
+/// none is an error, as is any tensor that does not fit its matrix.
 pub fn load_gguf_adapter(
     model: &mut LlamaModel,
     base_arch: &str,
     file: &GgufFile,
     user_scale: f32,
+    slot: Option<u32>,
 ) -> Result<usize, ModelError> {
     let deltas = read_gguf_adapter(file, base_arch, user_scale, |name| {
         model.weight_mut(name).map(|w| (w.rows, w.cols))
     })?;
     let n = deltas.len();
-    for (name, d) in deltas {
+    for (name, mut d) in deltas {
+        d.slot = slot;
         if let Some(w) = model.weight_mut(&name) {
             w.lora.push(Arc::new(d));
         }
@@ -181,6 +191,7 @@ fn read_pair(
         a: values(file, ta)?,
         b: values(file, tb)?,
         scale,
+        slot: None,
     })
 }
 

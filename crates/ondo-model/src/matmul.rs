@@ -35,10 +35,18 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// x: [n][w.cols], out: [n][w.rows]; the matrix's LoRA adapters included.
-pub fn matmul(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
+/// x: [n][w.cols], out: [n][w.rows]; the matrix's LoRA adapters included, the selectable
+/// ones for the rows whose `adapters[row]` names them.
+pub fn matmul(
+    w: &QWeight,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    numerics: Numerics,
+    adapters: &[Option<u32>],
+) {
     matmul_base(w, x, n, out, numerics);
-    crate::lora::apply(w, x, n, out);
+    crate::lora::apply(w, x, n, out, adapters);
 }
 
 fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
@@ -130,6 +138,7 @@ pub fn matmul_group(
     n: usize,
     outs: &mut [&mut [f32]],
     numerics: Numerics,
+    adapters: &[Option<u32>],
 ) {
     let packed = ws
         .iter()
@@ -144,7 +153,7 @@ pub fn matmul_group(
         }
     }
     for (w, out) in ws.iter().zip(outs.iter_mut()) {
-        crate::lora::apply(w, x, n, out);
+        crate::lora::apply(w, x, n, out, adapters);
     }
 }
 

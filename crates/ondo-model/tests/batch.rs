@@ -60,6 +60,7 @@ fn batched(model: &LlamaModel, prompts: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
                 tokens,
                 kv,
                 want: Logits::Last,
+                adapter: None,
             });
         }
         // The prompt goes between the decoding sequences in odd steps, last in even ones.
@@ -117,16 +118,19 @@ fn empty_and_logit_free_sequences_take_no_rows() {
             tokens: &[],
             kv: &mut a,
             want: Logits::Last,
+            adapter: None,
         },
         SeqInput {
             tokens: &[1, 2],
             kv: &mut b,
             want: Logits::None,
+            adapter: None,
         },
         SeqInput {
             tokens: &[3, 4],
             kv: &mut c,
             want: Logits::All,
+            adapter: None,
         },
     ];
     model.forward_batch(&mut inputs, &mut logits).unwrap();
@@ -139,11 +143,13 @@ fn empty_and_logit_free_sequences_take_no_rows() {
             tokens: &[5],
             kv: &mut b,
             want: Logits::Last,
+            adapter: None,
         },
         SeqInput {
             tokens: &[1, 2],
             kv: &mut full,
             want: Logits::Last,
+            adapter: None,
         },
     ];
     assert!(model.forward_batch(&mut inputs, &mut logits).is_err());

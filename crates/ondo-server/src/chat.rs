@@ -16,9 +16,10 @@ pub async fn chat_completions(
     req: Request,
 ) -> Result<Response, ApiError> {
     let o = read_json(&state, req).await?;
-    state.check_model(&o)?;
+    let adapter = state.check_model(&o)?;
     params::refuse_unsupported(&o)?;
-    let common = params::common(&o, state.n_vocab())?;
+    let mut common = params::common(&o, state.n_vocab())?;
+    common.params.adapter = adapter;
     let messages = parse_messages(&o)?;
     let top = opt_int(&o, "top_logprobs", 0, MAX_TOP_LOGPROBS as i128)?;
     let logprobs = match (opt_bool(&o, "logprobs")?, top) {

@@ -17,9 +17,10 @@ const MAX_PROMPTS: usize = 16;
 
 pub async fn completions(State(state): State<Shared>, req: Request) -> Result<Response, ApiError> {
     let o = read_json(&state, req).await?;
-    state.check_model(&o)?;
+    let adapter = state.check_model(&o)?;
     params::refuse_unsupported(&o)?;
-    let common = params::common(&o, state.n_vocab())?;
+    let mut common = params::common(&o, state.n_vocab())?;
+    common.params.adapter = adapter;
     let logprobs = opt_int(&o, "logprobs", 0, 5)?.map(|k| k as usize);
     let prompts = parse_prompts(&o, state.n_vocab())?;
     if prompts.len() * common.n > MAX_PROMPTS {

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub model_id: String,
     /// Other names requests may use for the model (e.g. the file stem).
     pub model_aliases: Vec<String>,
+    /// Model ids of the selectable LoRA adapters; adapter `i` was loaded for slot `i`.
+    pub adapters: Vec<String>,
 }
 
 /// What the model needs beyond the engine: text in and out.

@@ -196,6 +196,7 @@ pub fn common(o: &Object, n_vocab: usize) -> Result<Common, ApiError> {
             stop: stop_strings(o)?,
             logit_bias: logit_bias(o, n_vocab)?,
             logprobs: None,
+            adapter: None,
         },
         seeded: seed.is_some(),
     })

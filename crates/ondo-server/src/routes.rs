@@ -48,16 +48,19 @@ impl AppState {
         self.text.tokenizer.n_vocab()
     }
 
-    /// Checks the request's `model` field, when present.
-    pub fn check_model(&self, o: &Object) -> Result<(), ApiError> {
+    /// Checks the request's `model` field, when present: the base model (`None`) or one of
+    /// the adapters served as models of their own (`Some(slot)`), as vLLM serves LoRA modules.
+    pub fn check_model(&self, o: &Object) -> Result<Option<u32>, ApiError> {
         let Some(m) = params::opt_str(o, "model")? else {
-            return Ok(());
+            return Ok(None);
         };
         let c = &self.config;
         if m == c.model_id || c.model_aliases.iter().any(|a| a == m) {
-            Ok(())
-        } else {
-            Err(ApiError::model_not_found(m, &c.model_id))
+            return Ok(None);
+        }
+        match c.adapters.iter().position(|a| a == m) {
+            Some(i) => Ok(Some(i as u32)),
+            None => Err(ApiError::model_not_found(m, &c.model_id)),
         }
     }
 }
@@ -183,15 +186,17 @@ async fn health() -> Json<Value> {
 }
 
 async fn models(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({
-        "object": "list",
-        "data": [{
-            "id": state.config.model_id,
-            "object": "model",
-            "created": state.started,
-            "owned_by": "ondo",
-        }],
-    }))
+    let c = &state.config;
+    let mut data = vec![json!({
+        "id": c.model_id, "object": "model", "created": state.started, "owned_by": "ondo",
+    })];
+    for a in &c.adapters {
+        data.push(json!({
+            "id": a, "object": "model", "created": state.started, "owned_by": "ondo",
+            "parent": c.model_id,
+        }));
+    }
+    Json(json!({ "object": "list", "data": data }))
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {

@@ -227,6 +227,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body: usize,
+    /// A LoRA adapter requests can choose by naming it as their `model` (NAME=FILE[:SCALE],
+    /// listed by /v1/models); repeatable. `--lora` adapters apply to every request.
+    #[arg(long = "adapter", value_name = "NAME=FILE[:SCALE]")]
+    pub adapters: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -76,7 +76,7 @@ pub fn apply_loras(l: &mut Loaded, specs: &[String]) -> Result<()> {
     for spec in specs {
         let (path, scale) = lora_spec(spec)?;
         let file = open_adapter(path)?;
-        let n = ondo_model::lora::load_gguf_adapter(&mut l.model, &arch, &file, scale)
+        let n = ondo_model::lora::load_gguf_adapter(&mut l.model, &arch, &file, scale, None)
             .with_context(|| format!("cannot apply the adapter '{path}'"))?;
         eprintln!("ondo: adapter {path} (scale {scale}) adapts {n} matrices");
     }

@@ -84,7 +84,7 @@ fn adapter_logits_match_llama_cpp() {
     let base = m.forward(&ids, &mut kv, Logits::All).unwrap();
 
     let lora = GgufFile::from_bytes(adapter(&fx, "llama", fx["rank"].as_u64().unwrap())).unwrap();
-    let n = ondo_model::lora::load_gguf_adapter(&mut m, "llama", &lora, 1.0).unwrap();
+    let n = ondo_model::lora::load_gguf_adapter(&mut m, "llama", &lora, 1.0, None).unwrap();
     assert_eq!(n, 90);
     let mut kv = m.new_cache(ids.len()).unwrap();
     let logits = m.forward(&ids, &mut kv, Logits::All).unwrap();
@@ -195,7 +195,7 @@ fn a_merged_model_gives_the_logits_of_base_plus_adapter() {
     // quantized base and an f32 merged matrix, and SmolLM2 amplifies such differences.
     m.numerics = ondo_model::Numerics::Exact;
     let lora = GgufFile::open(&lora_path).unwrap();
-    ondo_model::lora::load_gguf_adapter(&mut m, "llama", &lora, 1.0).unwrap();
+    ondo_model::lora::load_gguf_adapter(&mut m, "llama", &lora, 1.0, None).unwrap();
     let want = all_logits(&m, &ids);
     let nv = m.config.n_vocab;
     // f32: the same function up to f32 rounding. Requantized (q8_0, or Q4_1 for "keep"): the
@@ -241,5 +241,78 @@ fn a_merged_model_gives_the_logits_of_base_plus_adapter() {
             "--type {ty}: top-1 {same_top1}/{n_pos}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[path = "common/http.rs"]
+mod http;
+
+/// Greedy text of `ondo run` on the prompt, with `--lora` args if any.
+fn run_text(model: &std::path::Path, prompt: &str, lora: &[&str]) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ondo"))
+        .args(["run", "-m", model.to_str().unwrap(), "-p", prompt])
+        .args(["-n", "8", "--temp", "0"])
+        .args(lora)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // `ondo run` ends its output with a newline of its own.
+    let text = stdout(&o);
+    text.strip_suffix('\n').unwrap_or(&text).to_string()
+}
+
+#[test]
+fn the_server_applies_an_adapter_to_the_requests_that_name_it() {
+    let Some(path) = model_path() else { return };
+    let fx = fixture_json();
+    let dir = std::env::temp_dir().join(format!("ondo-lora-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lora_path = dir.join("hashed.gguf");
+    std::fs::write(
+        &lora_path,
+        adapter(&fx, "llama", fx["rank"].as_u64().unwrap()),
+    )
+    .unwrap();
+    let lora = lora_path.to_str().unwrap();
+    let prompt = "The capital of France is";
+    let base_text = run_text(&path, prompt, &[]);
+    let lora_text = run_text(&path, prompt, &["--lora", lora]);
+    assert_ne!(
+        base_text, lora_text,
+        "the adapter should change the greedy text"
+    );
+
+    let spec = format!("hashed={lora}");
+    let opts = http::ServerOpts {
+        extra: &["--adapter", &spec],
+        ..Default::default()
+    };
+    let srv = http::Server::start(&path, &opts);
+    let models = http::get(srv.port, "/v1/models", &[]).json();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"hashed"), "{ids:?}");
+    // Both at once, so they share forward passes.
+    let port = srv.port;
+    let ask = move |model: String| {
+        std::thread::spawn(move || {
+            let body = serde_json::json!({
+                "model": model, "prompt": "The capital of France is",
+                "max_tokens": 8, "temperature": 0,
+            });
+            let r = http::post_json(port, "/v1/completions", body.to_string().as_bytes(), &[]);
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()["choices"][0]["text"].as_str().unwrap().to_string()
+        })
+    };
+    let (a, b) = (ask("hashed".into()), ask(ids[0].to_string()));
+    let (with, without) = (a.join().unwrap(), b.join().unwrap());
+    assert_eq!(with, lora_text, "adapter request");
+    assert_eq!(without, base_text, "base request beside it");
+    srv.assert_alive("two requests, one with an adapter");
     let _ = std::fs::remove_dir_all(&dir);
 }

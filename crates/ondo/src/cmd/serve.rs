@@ -35,6 +35,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         Some(m) if store::KNOWN_MODELS.iter().any(|k| k.name == m) => m.to_string(),
         Some(_) => stem.clone(),
     };
+    let adapters = load_named_adapters(&mut l, &a.adapters, &model_id)?;
     let tokenizer = Arc::new(l.tokenizer);
     let engine = Engine::start(
         Arc::new(l.model),
@@ -62,6 +63,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         max_body: a.max_body,
         model_aliases: vec![stem],
         model_id,
+        adapters,
     };
     let text = ModelText {
         tokenizer,
@@ -69,6 +71,38 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     };
     ondo_server::serve(config, engine, text)?;
     Ok(())
+}
+
+/// Loads `NAME=FILE[:SCALE]` adapters for selection by name; adapter `i` gets slot `i`.
+fn load_named_adapters(
+    l: &mut load::Loaded,
+    specs: &[String],
+    model_id: &str,
+) -> Result<Vec<String>> {
+    let arch = l
+        .file
+        .metadata()
+        .get_str("general.architecture")?
+        .unwrap_or("")
+        .to_string();
+    let mut names: Vec<String> = Vec::new();
+    for spec in specs {
+        let (name, rest) = spec
+            .split_once('=')
+            .with_context(|| format!("--adapter {spec}: expected NAME=FILE[:SCALE]"))?;
+        let name = name.trim();
+        if name.is_empty() || name == model_id || names.iter().any(|n| n == name) {
+            bail!("--adapter {spec}: the name must be non-empty and unique (not '{model_id}')");
+        }
+        let (path, scale) = load::lora_spec(rest)?;
+        let file = load::open_adapter(path)?;
+        let slot = names.len() as u32;
+        let n = ondo_model::lora::load_gguf_adapter(&mut l.model, &arch, &file, scale, Some(slot))
+            .with_context(|| format!("cannot apply the adapter '{path}'"))?;
+        eprintln!("ondo: adapter '{name}' = {path} (scale {scale}) adapts {n} matrices");
+        names.push(name.to_string());
+    }
+    Ok(names)
 }
 
 fn api_key(a: &ServeArgs) -> Result<Option<String>> {

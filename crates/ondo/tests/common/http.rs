@@ -24,6 +24,8 @@ pub struct ServerOpts<'a> {
     pub ctx: u32,
     pub max_body: Option<u64>,
     pub api_key: Option<&'a str>,
+    /// More arguments for `ondo serve`.
+    pub extra: &'a [&'a str],
 }
 
 impl Default for ServerOpts<'_> {
@@ -34,6 +36,7 @@ impl Default for ServerOpts<'_> {
             ctx: 512,
             max_body: None,
             api_key: None,
+            extra: &[],
         }
     }
 }
@@ -69,6 +72,7 @@ impl Server {
         if let Some(k) = opts.api_key {
             args.extend(["--api-key".into(), k.to_string()]);
         }
+        args.extend(opts.extra.iter().map(|a| a.to_string()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_ondo"))
             .args(&args)
             .env_remove("ONDO_API_KEY")
