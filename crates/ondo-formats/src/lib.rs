@@ -1,4 +1,6 @@
-//! ondo-formats: a hardened, memory-mapped GGUF (v2/v3) reader and a GGUF v3 writer.
+//! ondo-formats: a hardened, memory-mapped GGUF (v2/v3) reader and a GGUF v3 writer, and a
+//! hardened safetensors reader and writer ([`safetensors`], for PEFT LoRA adapters and HF model
+//! folders; its policies are documented there).
 //!
 //! # Reading
 //! [`GgufFile::open`] maps a file read-only; [`GgufFile::from_bytes`] parses an owned buffer.
@@ -40,6 +42,7 @@ mod error;
 mod file;
 mod ggml_type;
 mod parse;
+pub mod safetensors;
 pub mod testdata;
 mod value;
 mod writer;
@@ -51,6 +54,7 @@ pub use parse::{
     tensor_size, DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS, MAX_KEY_LEN,
     MAX_STRING_LEN, MAX_TENSOR_NAME_LEN,
 };
+pub use safetensors::{SafeTensors, SafeTensorsWriter, SafetensorsError};
 pub use value::{Array, Metadata, Value, ValueType};
 pub use writer::GgufWriter;
 
