@@ -15,6 +15,7 @@ mod error;
 mod kv;
 mod llama;
 pub mod lora;
+pub mod lora_peft;
 mod matmul;
 pub mod reference;
 mod registry;

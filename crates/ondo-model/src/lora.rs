@@ -11,6 +11,7 @@
 //! dims [in, rank]) and `NAME.lora_b` (dims [rank, out]), F32 or F16.
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::sync::Arc;
 
 use ondo_formats::{GgmlType, GgufFile, TensorInfo};
@@ -73,6 +74,52 @@ fn bad(msg: impl Into<String>) -> ModelError {
     ModelError::BadAdapter(msg.into())
 }
 
+/// Reads an adapter in either format: a PEFT directory or `.safetensors` file
+/// ([`crate::lora_peft`]), else llama.cpp's GGUF adapter. `heads` = (n_heads, n_kv_heads) of
+/// the base, `shape_of(name)` its matrix's (rows, cols).
+pub fn read_adapter(
+    path: &Path,
+    base_arch: &str,
+    heads: (usize, usize),
+    user_scale: f32,
+    shape_of: impl FnMut(&str) -> Option<(usize, usize)>,
+) -> Result<Vec<(String, LoraDelta)>, ModelError> {
+    let peft = path.is_dir() || path.extension().is_some_and(|e| e == "safetensors");
+    if peft {
+        return crate::lora_peft::read_peft_adapter(path, heads, user_scale, shape_of);
+    }
+    let file = GgufFile::open(path)?;
+    read_gguf_adapter(&file, base_arch, user_scale, shape_of)
+}
+
+/// Attaches the adapter at `path` (PEFT or GGUF, see [`read_adapter`]) to `model`, for every
+/// sequence (`slot` None) or for the sequences that select `slot`. Returns how many matrices
+/// it adapts.
+pub fn load_adapter(
+    model: &mut LlamaModel,
+    base_arch: &str,
+    path: &Path,
+    user_scale: f32,
+    slot: Option<u32>,
+) -> Result<usize, ModelError> {
+    let heads = (model.config.n_heads, model.config.n_kv_heads);
+    let deltas = read_adapter(path, base_arch, heads, user_scale, |name| {
+        model.weight_mut(name).map(|w| (w.rows, w.cols))
+    })?;
+    Ok(attach(model, deltas, slot))
+}
+
+fn attach(model: &mut LlamaModel, deltas: Vec<(String, LoraDelta)>, slot: Option<u32>) -> usize {
+    let n = deltas.len();
+    for (name, mut d) in deltas {
+        d.slot = slot;
+        if let Some(w) = model.weight_mut(&name) {
+            w.lora.push(Arc::new(d));
+        }
+    }
+    n
+}
+
 /// Attaches the LoRA adapters of a GGUF adapter file to `model` (whose file declared
 /// `base_arch`), each scaled by `user_scale`, for every sequence (`slot` None) or for the
 /// sequences that select `slot`. Returns how many matrices it adapts; an adapter that matches
@@ -87,14 +134,7 @@ pub fn load_gguf_adapter(
     let deltas = read_gguf_adapter(file, base_arch, user_scale, |name| {
         model.weight_mut(name).map(|w| (w.rows, w.cols))
     })?;
-    let n = deltas.len();
-    for (name, mut d) in deltas {
-        d.slot = slot;
-        if let Some(w) = model.weight_mut(&name) {
-            w.lora.push(Arc::new(d));
-        }
-    }
-    Ok(n)
+    Ok(attach(model, deltas, slot))
 }
 
 /// Reads and checks a GGUF LoRA adapter: (base tensor name, delta) per adapted matrix.

@@ -75,8 +75,7 @@ pub fn apply_loras(l: &mut Loaded, specs: &[String]) -> Result<()> {
         .to_string();
     for spec in specs {
         let (path, scale) = lora_spec(spec)?;
-        let file = open_adapter(path)?;
-        let n = ondo_model::lora::load_gguf_adapter(&mut l.model, &arch, &file, scale, None)
+        let n = ondo_model::lora::load_adapter(&mut l.model, &arch, Path::new(path), scale, None)
             .with_context(|| format!("cannot apply the adapter '{path}'"))?;
         eprintln!("ondo: adapter {path} (scale {scale}) adapts {n} matrices");
     }
@@ -113,10 +112,6 @@ pub fn lora_spec(spec: &str) -> Result<(&str, f32)> {
         },
         _ => Ok((spec, 1.0)),
     }
-}
-
-pub fn open_adapter(path: &str) -> Result<GgufFile> {
-    GgufFile::open(Path::new(path)).with_context(|| format!("cannot load the adapter '{path}'"))
 }
 
 /// Builds the tokenizer the GGUF describes, printing its warnings.

@@ -28,6 +28,38 @@ fn bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// One adapted matrix of the fixture's adapter: layer, GGUF name, inputs, outputs, A, B.
+struct Pair {
+    layer: u64,
+    name: String,
+    n_in: u64,
+    n_out: u64,
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// The fixture's adapter matrices in file order (B with `rank_b` columns).
+fn pairs(fx: &Json, rank_b: u64) -> Vec<Pair> {
+    let rank = fx["rank"].as_u64().unwrap();
+    let mut out = Vec::new();
+    let mut ti = 0;
+    for layer in 0..fx["layers"].as_u64().unwrap() {
+        for t in fx["targets"].as_array().unwrap() {
+            let (n_in, n_out) = (t[1].as_u64().unwrap(), t[2].as_u64().unwrap());
+            out.push(Pair {
+                layer,
+                name: t[0].as_str().unwrap().to_string(),
+                n_in,
+                n_out,
+                a: value(ti, (rank * n_in) as usize),
+                b: value(ti + 1, (n_out * rank_b) as usize),
+            });
+            ti += 2;
+        }
+    }
+    out
+}
+
 /// The fixture's adapter as a GGUF file's bytes (`arch` and `rank_b` let tests break it).
 fn adapter(fx: &Json, arch: &str, rank_b: u64) -> Vec<u8> {
     let rank = fx["rank"].as_u64().unwrap();
@@ -39,33 +71,105 @@ fn adapter(fx: &Json, arch: &str, rank_b: u64) -> Vec<u8> {
             "adapter.lora.alpha",
             Value::F32(fx["alpha"].as_f64().unwrap() as f32),
         );
-    let mut ti = 0;
-    for layer in 0..fx["layers"].as_u64().unwrap() {
-        for t in fx["targets"].as_array().unwrap() {
-            let (name, n_in, n_out) = (
-                t[0].as_str().unwrap(),
-                t[1].as_u64().unwrap(),
-                t[2].as_u64().unwrap(),
-            );
-            let a = value(ti, (rank * n_in) as usize);
-            let b = value(ti + 1, (n_out * rank_b) as usize);
-            let base = format!("blk.{layer}.{name}.weight");
-            w.add_tensor(
-                format!("{base}.lora_a"),
-                &[n_in, rank],
-                GgmlType::F32,
-                bytes(&a),
-            );
-            w.add_tensor(
-                format!("{base}.lora_b"),
-                &[rank_b, n_out],
-                GgmlType::F32,
-                bytes(&b),
-            );
-            ti += 2;
-        }
+    for p in pairs(fx, rank_b) {
+        let base = format!("blk.{}.{}.weight", p.layer, p.name);
+        w.add_tensor(
+            format!("{base}.lora_a"),
+            &[p.n_in, rank],
+            GgmlType::F32,
+            bytes(&p.a),
+        );
+        w.add_tensor(
+            format!("{base}.lora_b"),
+            &[rank_b, p.n_out],
+            GgmlType::F32,
+            bytes(&p.b),
+        );
     }
     w.to_bytes()
+}
+
+/// The fixture's adapter as a PEFT directory (adapter_config.json + adapter_model.safetensors,
+/// HF key names, q_proj's B rows in HF's order: GGUF's row 2b + a of a head is HF's a·hd/2 + b).
+fn write_peft(fx: &Json, dir: &std::path::Path) {
+    use ondo_formats::safetensors::{Dtype, SafeTensorsWriter};
+    let rank = fx["rank"].as_u64().unwrap();
+    let hd = 64usize;
+    let hf_module = |name: &str| match name {
+        "attn_q" => "self_attn.q_proj",
+        "attn_v" => "self_attn.v_proj",
+        "ffn_down" => "mlp.down_proj",
+        other => panic!("no HF name for {other}"),
+    };
+    let mut w = SafeTensorsWriter::new();
+    for p in pairs(fx, rank) {
+        let mut b = p.b.clone();
+        if p.name == "attn_q" {
+            let (r, half) = (rank as usize, hd / 2);
+            for h in 0..p.n_out as usize / hd {
+                for (x, y) in (0..2).flat_map(|x| (0..half).map(move |y| (x, y))) {
+                    let (hf, gg) = (h * hd + x * half + y, h * hd + 2 * y + x);
+                    b[hf * r..(hf + 1) * r].copy_from_slice(&p.b[gg * r..(gg + 1) * r]);
+                }
+            }
+        }
+        let key = format!(
+            "base_model.model.model.layers.{}.{}",
+            p.layer,
+            hf_module(&p.name)
+        );
+        let (a_shape, b_shape) = ([rank, p.n_in], [p.n_out, rank]);
+        w.add_tensor(
+            format!("{key}.lora_A.weight"),
+            Dtype::F32,
+            &a_shape,
+            bytes(&p.a),
+        )
+        .unwrap();
+        w.add_tensor(
+            format!("{key}.lora_B.weight"),
+            Dtype::F32,
+            &b_shape,
+            bytes(&b),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    w.write(dir.join("adapter_model.safetensors")).unwrap();
+    let config = serde_json::json!({
+        "peft_type": "LORA", "r": rank, "lora_alpha": fx["alpha"],
+        "target_modules": ["q_proj", "v_proj", "down_proj"],
+        "base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    });
+    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
+}
+
+#[test]
+fn a_peft_adapter_gives_the_logits_of_the_same_gguf_adapter() {
+    let Some(path) = model_path() else { return };
+    let fx = fixture_json();
+    let dir = std::env::temp_dir().join(format!("ondo-peft-{}", std::process::id()));
+    write_peft(&fx, &dir.join("peft"));
+    let gguf = dir.join("lora.gguf");
+    std::fs::write(&gguf, adapter(&fx, "llama", fx["rank"].as_u64().unwrap())).unwrap();
+    let ids = ids_of(&fx["ids"]);
+    let file = Arc::new(GgufFile::open(&path).unwrap());
+    let mut logits = Vec::new();
+    for adapter_path in [dir.join("peft"), gguf] {
+        let mut m = load_model(&file).unwrap();
+        let n = ondo_model::lora::load_adapter(&mut m, "llama", &adapter_path, 1.0, None).unwrap();
+        assert_eq!(n, 90);
+        let mut kv = m.new_cache(ids.len()).unwrap();
+        logits.push(m.forward(&ids, &mut kv, Logits::All).unwrap());
+    }
+    assert!(
+        logits[0]
+            .iter()
+            .zip(&logits[1])
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "PEFT and GGUF forms of one adapter differ"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn fixture_json() -> Json {
@@ -155,7 +259,7 @@ fn lora_flag_runs_and_bad_adapters_are_one_line_errors() {
     for (name, needle) in [
         ("arch.gguf", "architecture"),
         ("rank.gguf", "rank"),
-        ("missing.gguf", "cannot load the adapter"),
+        ("missing.gguf", "cannot apply the adapter"),
     ] {
         let o = run(dir.join(name).to_str().unwrap());
         assert_eq!(o.status.code(), Some(1), "{name}");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use ondo_formats::{GgmlType, GgufWriter};
 use ondo_kernels::DType;
-use ondo_model::lora::{read_gguf_adapter, LoraDelta};
+use ondo_model::lora::{read_adapter, LoraDelta};
 
 use crate::cli::MergeArgs;
 use crate::{load, store};
@@ -42,17 +42,26 @@ pub fn merge(a: MergeArgs) -> Result<()> {
             _ => None,
         }
     };
+    let head_count = |key: &str| -> Result<usize> {
+        Ok(file
+            .metadata()
+            .get_u32(&format!("{arch}.{key}"))?
+            .unwrap_or(0) as usize)
+    };
+    let n_heads = head_count("attention.head_count")?;
+    let n_kv = match head_count("attention.head_count_kv")? {
+        0 => n_heads,
+        k => k,
+    };
     let mut deltas: BTreeMap<String, Vec<LoraDelta>> = BTreeMap::new();
-    let mut adapters = Vec::new();
     for spec in &a.lora {
         let (p, scale) = load::lora_spec(spec)?;
-        let adapter = load::open_adapter(p)?;
-        for (name, d) in read_gguf_adapter(&adapter, &arch, scale, shape_of)
+        let path = std::path::Path::new(p);
+        for (name, d) in read_adapter(path, &arch, (n_heads, n_kv), scale, shape_of)
             .with_context(|| format!("cannot apply the adapter '{p}'"))?
         {
             deltas.entry(name).or_default().push(d);
         }
-        adapters.push(adapter);
     }
 
     let mut w = GgufWriter::new();
@@ -100,7 +109,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         "ondo: wrote {} ({} matrices merged from {} adapter(s))",
         a.output.display(),
         deltas.len(),
-        adapters.len()
+        a.lora.len()
     );
     Ok(())
 }

@@ -95,9 +95,9 @@ fn load_named_adapters(
             bail!("--adapter {spec}: the name must be non-empty and unique (not '{model_id}')");
         }
         let (path, scale) = load::lora_spec(rest)?;
-        let file = load::open_adapter(path)?;
         let slot = names.len() as u32;
-        let n = ondo_model::lora::load_gguf_adapter(&mut l.model, &arch, &file, scale, Some(slot))
+        let p = std::path::Path::new(path);
+        let n = ondo_model::lora::load_adapter(&mut l.model, &arch, p, scale, Some(slot))
             .with_context(|| format!("cannot apply the adapter '{path}'"))?;
         eprintln!("ondo: adapter '{name}' = {path} (scale {scale}) adapts {n} matrices");
         names.push(name.to_string());
