@@ -9,9 +9,15 @@ hash (see `value`; crates/ondo/tests/lora.rs builds the same tensors with ondo's
 binary is committed), loads base + adapter in llama.cpp (llama-cpp-python's lora_path),
 evaluates a fixed prompt in one batch, and writes tests/fixtures/reference/lora_smollm2.json
 with the prompt ids and the top-10 logits at every position.
+
+It also checks that llama.cpp loads the adapters ondo writes: the adapter is converted by
+`ondo convert-lora` to GGUF (ondo's writer), and to PEFT and back to GGUF, and llama.cpp must
+give bit-identical logits with each (recorded in the fixture as `ondo_written`).
 """
+import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -36,10 +42,25 @@ def value(ti, count):
     return v.astype(np.float32) * np.float32(1e-4)
 
 
+def llama_logits(path, lora):
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=path, lora_path=lora, lora_scale=1.0, n_ctx=128, logits_all=True,
+                n_threads=2, n_threads_batch=2, n_batch=128, seed=0, verbose=False)
+    ids = llm.tokenize(TEXT.encode(), add_bos=False, special=False)
+    llm.eval(ids)
+    lg = np.array(llm.scores[:len(ids)], dtype=np.float32, copy=True)
+    llm.close()
+    return ids, lg
+
+
 def main():
     import gguf
     import llama_cpp
-    from llama_cpp import Llama
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ondo", default=os.path.join(REPO, "target", "release", "ondo"))
+    args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "lora.gguf")
@@ -59,12 +80,19 @@ def main():
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        llm = Llama(model_path=MODEL, lora_path=path, lora_scale=1.0, n_ctx=128, logits_all=True,
-                    n_threads=2, n_threads_batch=2, n_batch=128, seed=0, verbose=False)
-        ids = llm.tokenize(TEXT.encode(), add_bos=False, special=False)
-        llm.eval(ids)
-        lg = np.array(llm.scores[:len(ids)], dtype=np.float32, copy=True)
-        llm.close()
+        ids, lg = llama_logits(MODEL, path)
+        # Adapters written by ondo: GGUF directly, and through PEFT and back.
+        ondo_gguf = os.path.join(tmp, "ondo.gguf")
+        peft = os.path.join(tmp, "peft")
+        back = os.path.join(tmp, "back.gguf")
+        for src, dst in [(path, ondo_gguf), (path, peft), (peft, back)]:
+            subprocess.run([args.ondo, "convert-lora", "-m", MODEL, src, "-o", dst], check=True)
+        ondo_written = {}
+        for name, p in [("gguf", ondo_gguf), ("peft_then_gguf", back)]:
+            _, other = llama_logits(MODEL, p)
+            diff = float(np.abs(other - lg).max())
+            ondo_written[name] = {"max_abs_logit_diff": diff}
+            assert diff == 0.0, f"llama.cpp with the adapter ondo wrote ({name}) differs by {diff}"
     top = []
     for row in lg:
         order = np.argsort(-row, kind="stable")[:TOPK]
@@ -77,6 +105,7 @@ def main():
         "targets": [[n, i, o] for n, i, o in TARGETS],
         "text": TEXT,
         "ids": [int(i) for i in ids],
+        "ondo_written": ondo_written,
         "top": top,
     }
     with open(OUT, "w", encoding="utf-8") as f:

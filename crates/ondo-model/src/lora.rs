@@ -253,6 +253,48 @@ fn values(file: &GgufFile, t: &TensorInfo) -> Result<Vec<f32>, ModelError> {
     }
 }
 
+/// The deltas as llama.cpp's GGUF adapter (`adapter.lora.alpha` from the first delta; a delta
+/// whose scale differs has the ratio folded into its B). Tensors stay f32.
+pub fn gguf_adapter_writer(
+    deltas: &[(String, LoraDelta)],
+    arch: &str,
+) -> Result<ondo_formats::GgufWriter<'static>, ModelError> {
+    use ondo_formats::Value;
+    let Some((_, first)) = deltas.first() else {
+        return Err(bad("nothing to write: no adapted matrices"));
+    };
+    let alpha = first.scale * first.rank as f32;
+    let mut w = ondo_formats::GgufWriter::new();
+    w.add_kv("general.architecture", Value::Str(arch.into()))
+        .add_kv("general.type", Value::Str("adapter".into()))
+        .add_kv("adapter.type", Value::Str("lora".into()))
+        .add_kv("adapter.lora.alpha", Value::F32(alpha));
+    let f32_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    for (name, d) in deltas {
+        // The scale llama.cpp will use for this tensor is alpha / rank.
+        let b: Vec<f32> = if d.scale * d.rank as f32 == alpha {
+            d.b.clone()
+        } else {
+            let fold = d.scale / (alpha / d.rank as f32);
+            d.b.iter().map(|v| v * fold).collect()
+        };
+        let (cols, rows) = ((d.a.len() / d.rank) as u64, (b.len() / d.rank) as u64);
+        w.add_tensor(
+            format!("{name}.lora_a"),
+            &[cols, d.rank as u64],
+            GgmlType::F32,
+            f32_bytes(&d.a),
+        );
+        w.add_tensor(
+            format!("{name}.lora_b"),
+            &[d.rank as u64, rows],
+            GgmlType::F32,
+            f32_bytes(&b),
+        );
+    }
+    Ok(w)
+}
+
 impl LoraDelta {
     /// Adds `scale · B A` to a dense [rows][cols] matrix (merging the adapter into it).
     pub fn add_to(&self, w: &mut [f32], cols: usize) {

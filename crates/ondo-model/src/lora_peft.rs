@@ -219,6 +219,110 @@ pub fn permute_rows(m: &[f32], cols: usize, heads: usize) -> Vec<f32> {
     out
 }
 
+/// The HF module path of a GGUF tensor name (inverse of [`gguf_target`]).
+pub fn hf_module(gguf: &str) -> Option<String> {
+    if gguf == "output.weight" {
+        return Some("base_model.model.lm_head".into());
+    }
+    let rest = gguf.strip_prefix("blk.")?.strip_suffix(".weight")?;
+    let (layer, name) = rest.split_once('.')?;
+    let module = match name {
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("base_model.model.model.layers.{layer}.{module}"))
+}
+
+/// The inverse of [`permute_rows`]: GGUF's row `2b + a` of a head back to HF's `a·hd/2 + b`.
+pub fn unpermute_rows(m: &[f32], cols: usize, heads: usize) -> Vec<f32> {
+    let rows = m.len() / cols.max(1);
+    let hd = rows / heads.max(1);
+    let half = hd / 2;
+    let mut out = vec![0.0; m.len()];
+    for h in 0..heads {
+        for a in 0..2 {
+            for b in 0..half {
+                let (hf, gg) = (h * hd + a * half + b, h * hd + 2 * b + a);
+                out[hf * cols..(hf + 1) * cols].copy_from_slice(&m[gg * cols..(gg + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+/// Writes deltas as a PEFT adapter directory (`adapter_config.json` with `r` and `lora_alpha`
+/// from the first delta, `adapter_model.safetensors` in f32). Every delta must share that
+/// rank; a delta whose scale differs has the ratio folded into its B.
+pub fn write_peft_adapter(
+    dir: &Path,
+    deltas: &[(String, LoraDelta)],
+    (n_heads, n_kv_heads): (usize, usize),
+    base_model: &str,
+) -> Result<(), ModelError> {
+    use ondo_formats::safetensors::SafeTensorsWriter;
+    let Some((_, first)) = deltas.first() else {
+        return Err(bad("nothing to write: no adapted matrices"));
+    };
+    let (r, alpha) = (first.rank, first.scale * first.rank as f32);
+    let f32_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let mut w = SafeTensorsWriter::new();
+    let mut modules = std::collections::BTreeSet::new();
+    for (name, d) in deltas {
+        if d.rank != r {
+            return Err(bad(format!("'{name}' has rank {}, the others {r}", d.rank)));
+        }
+        let key = hf_module(name).ok_or_else(|| bad(format!("no HF name for '{name}'")))?;
+        modules.insert(key.rsplit('.').next().unwrap_or("").to_string());
+        let fold = d.scale / first.scale;
+        let mut b: Vec<f32> = d.b.iter().map(|v| v * fold).collect();
+        if name.ends_with("attn_q.weight") {
+            b = unpermute_rows(&b, r, n_heads);
+        } else if name.ends_with("attn_k.weight") {
+            b = unpermute_rows(&b, r, n_kv_heads);
+        }
+        let cols = (d.a.len() / r) as u64;
+        let rows = (b.len() / r) as u64;
+        let err = |e: ondo_formats::safetensors::SafetensorsError| bad(e.to_string());
+        w.add_tensor(
+            format!("{key}.lora_A.weight"),
+            Dtype::F32,
+            &[r as u64, cols],
+            f32_bytes(&d.a),
+        )
+        .map_err(err)?;
+        w.add_tensor(
+            format!("{key}.lora_B.weight"),
+            Dtype::F32,
+            &[rows, r as u64],
+            f32_bytes(&b),
+        )
+        .map_err(err)?;
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    w.write(dir.join("adapter_model.safetensors"))
+        .map_err(|e| bad(e.to_string()))?;
+    let config = serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": r,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "target_modules": modules.into_iter().collect::<Vec<_>>(),
+        "base_model_name_or_path": base_model,
+    });
+    let text = serde_json::to_string_pretty(&config).map_err(|e| bad(e.to_string()))?;
+    std::fs::write(dir.join("adapter_config.json"), text)
+        .map_err(|e| bad(format!("cannot write adapter_config.json: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

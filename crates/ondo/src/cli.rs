@@ -35,6 +35,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve the model over an OpenAI-compatible HTTP API (see docs/serve.md).
     Serve(ServeArgs),
+    /// Convert a LoRA adapter between PEFT (HF) and llama.cpp's GGUF adapter format.
+    ConvertLora(ConvertLoraArgs),
     /// Bake LoRA adapters into a new GGUF (base + scale · B A per adapted matrix).
     Merge(MergeArgs),
     /// Depth up-scaling (SOLAR): a deeper model from copies of the base's layers.
@@ -271,6 +273,21 @@ pub struct MergeArgs {
     #[arg(long = "type", default_value = "keep")]
     pub dtype: String,
     /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertLoraArgs {
+    /// The base model the adapter belongs to (for its shapes and head counts).
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// The adapter: a PEFT directory or adapter_model.safetensors, or a GGUF adapter.
+    pub input: PathBuf,
+    /// Output: a .gguf file (llama.cpp's adapter format) or a directory (PEFT).
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Overwrite the output if it exists.
     #[arg(long)]
     pub force: bool,
 }

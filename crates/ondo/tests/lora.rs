@@ -420,3 +420,47 @@ fn the_server_applies_an_adapter_to_the_requests_that_name_it() {
     srv.assert_alive("two requests, one with an adapter");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn convert_lora_round_trips_through_peft_and_gguf() {
+    let Some(path) = model_path() else { return };
+    let fx = fixture_json();
+    // scripts/gen_lora_fixture.py checked that llama.cpp gives identical logits with the
+    // adapters `ondo convert-lora` writes; keep that record honest.
+    for (name, v) in fx["ondo_written"].as_object().unwrap() {
+        assert_eq!(v["max_abs_logit_diff"].as_f64(), Some(0.0), "{name}");
+    }
+    let dir = std::env::temp_dir().join(format!("ondo-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let orig = dir.join("orig.gguf");
+    std::fs::write(&orig, adapter(&fx, "llama", fx["rank"].as_u64().unwrap())).unwrap();
+    let (peft, back) = (dir.join("peft"), dir.join("back.gguf"));
+    for (src, dst) in [(&orig, &peft), (&peft, &back)] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ondo"))
+            .args(["convert-lora", "-m", path.to_str().unwrap()])
+            .arg(src)
+            .arg("-o")
+            .arg(dst)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert!(peft.join("adapter_config.json").exists());
+    let ids = ids_of(&fx["ids"]);
+    let file = Arc::new(GgufFile::open(&path).unwrap());
+    let mut logits = Vec::new();
+    for p in [&orig, &peft, &back] {
+        let mut m = load_model(&file).unwrap();
+        ondo_model::lora::load_adapter(&mut m, "llama", p, 1.0, None).unwrap();
+        let mut kv = m.new_cache(ids.len()).unwrap();
+        logits.push(m.forward(&ids, &mut kv, Logits::All).unwrap());
+    }
+    for (i, l) in logits.iter().enumerate().skip(1) {
+        let same = l
+            .iter()
+            .zip(&logits[0])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "conversion {i} changed the logits");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod chat;
+mod convert_lora;
 mod info;
 mod merge;
 mod perplexity;
@@ -33,6 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::serve(a),
         Command::Upscale(a) => upscale::upscale(a),
         Command::Merge(a) => merge::merge(a),
+        Command::ConvertLora(a) => convert_lora::convert_lora(a),
         Command::Pull => {
             let path = store::resolve_model(None)?;
             println!("{}", path.display());
