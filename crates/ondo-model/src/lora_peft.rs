@@ -203,6 +203,15 @@ fn values(st: &SafeTensors, t: &TensorInfo) -> Result<Vec<f32>, ModelError> {
 /// `convert_hf_to_gguf.py`'s `permute` on the rows of a [heads·hd][cols] matrix: within each
 /// head, HF's row `a·hd/2 + b` (halves a of the rotary pairs) becomes GGUF's row `2b + a`.
 pub fn permute_rows(m: &[f32], cols: usize, heads: usize) -> Vec<f32> {
+    move_rows(m, cols, heads, true)
+}
+
+/// The inverse of [`permute_rows`]: GGUF's row `2b + a` of a head back to HF's `a·hd/2 + b`.
+pub fn unpermute_rows(m: &[f32], cols: usize, heads: usize) -> Vec<f32> {
+    move_rows(m, cols, heads, false)
+}
+
+fn move_rows(m: &[f32], cols: usize, heads: usize, to_gguf: bool) -> Vec<f32> {
     let rows = m.len() / cols.max(1);
     let hd = rows / heads.max(1);
     let half = hd / 2;
@@ -210,8 +219,8 @@ pub fn permute_rows(m: &[f32], cols: usize, heads: usize) -> Vec<f32> {
     for h in 0..heads {
         for a in 0..2 {
             for b in 0..half {
-                let src = h * hd + a * half + b;
-                let dst = h * hd + 2 * b + a;
+                let (hf, gg) = (h * hd + a * half + b, h * hd + 2 * b + a);
+                let (src, dst) = if to_gguf { (hf, gg) } else { (gg, hf) };
                 out[dst * cols..(dst + 1) * cols].copy_from_slice(&m[src * cols..(src + 1) * cols]);
             }
         }
@@ -237,23 +246,6 @@ pub fn hf_module(gguf: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!("base_model.model.model.layers.{layer}.{module}"))
-}
-
-/// The inverse of [`permute_rows`]: GGUF's row `2b + a` of a head back to HF's `a·hd/2 + b`.
-pub fn unpermute_rows(m: &[f32], cols: usize, heads: usize) -> Vec<f32> {
-    let rows = m.len() / cols.max(1);
-    let hd = rows / heads.max(1);
-    let half = hd / 2;
-    let mut out = vec![0.0; m.len()];
-    for h in 0..heads {
-        for a in 0..2 {
-            for b in 0..half {
-                let (hf, gg) = (h * hd + a * half + b, h * hd + 2 * b + a);
-                out[hf * cols..(hf + 1) * cols].copy_from_slice(&m[gg * cols..(gg + 1) * cols]);
-            }
-        }
-    }
-    out
 }
 
 /// Writes deltas as a PEFT adapter directory (`adapter_config.json` with `r` and `lora_alpha`

@@ -17,6 +17,17 @@ pub struct Loaded {
     pub template: ChatTemplate,
 }
 
+impl Loaded {
+    /// The file's `general.architecture` ("" when absent).
+    pub fn arch(&self) -> Result<String> {
+        let meta = self.file.metadata();
+        Ok(meta
+            .get_str("general.architecture")?
+            .unwrap_or("")
+            .to_string())
+    }
+}
+
 pub fn open_file(path: &Path) -> Result<Arc<GgufFile>> {
     let file = GgufFile::open(path).with_context(|| format!("cannot load '{}'", path.display()))?;
     Ok(Arc::new(file))
@@ -67,12 +78,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
 
 /// Attaches LoRA adapters given as `FILE[:SCALE]` (llama.cpp's GGUF adapter format).
 pub fn apply_loras(l: &mut Loaded, specs: &[String]) -> Result<()> {
-    let arch = l
-        .file
-        .metadata()
-        .get_str("general.architecture")?
-        .unwrap_or("")
-        .to_string();
+    let arch = l.arch()?;
     for spec in specs {
         let (path, scale) = lora_spec(spec)?;
         let n = ondo_model::lora::load_adapter(&mut l.model, &arch, Path::new(path), scale, None)

@@ -11,12 +11,7 @@ pub fn convert_lora(a: ConvertLoraArgs) -> Result<()> {
     load::check_output(&a.output, a.force)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
     let l = load::load(&path)?;
-    let arch = l
-        .file
-        .metadata()
-        .get_str("general.architecture")?
-        .unwrap_or("")
-        .to_string();
+    let arch = l.arch()?;
     let cfg = &l.model.config;
     let heads = (cfg.n_heads, cfg.n_kv_heads);
     let mut model = l.model;

@@ -79,12 +79,7 @@ fn load_named_adapters(
     specs: &[String],
     model_id: &str,
 ) -> Result<Vec<String>> {
-    let arch = l
-        .file
-        .metadata()
-        .get_str("general.architecture")?
-        .unwrap_or("")
-        .to_string();
+    let arch = l.arch()?;
     let mut names: Vec<String> = Vec::new();
     for spec in specs {
         let (name, rest) = spec
