@@ -12,6 +12,7 @@
 mod attention;
 mod config;
 mod error;
+pub mod grad;
 mod kv;
 mod llama;
 pub mod lora;
