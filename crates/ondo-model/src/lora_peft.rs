@@ -14,6 +14,9 @@ use ondo_formats::safetensors::{Dtype, SafeTensors, TensorInfo};
 use crate::lora::{LoraDelta, MAX_RANK};
 use crate::ModelError;
 
+/// Largest `adapter_config.json` read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 fn bad(msg: impl Into<String>) -> ModelError {
     ModelError::BadAdapter(msg.into())
 }
@@ -108,8 +111,15 @@ pub fn read_peft_adapter(
         (dir, path.to_path_buf())
     };
     let config_path = dir.join("adapter_config.json");
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|e| bad(format!("cannot read {}: {e}", config_path.display())))?;
+    let cannot = |e: std::io::Error| bad(format!("cannot read {}: {e}", config_path.display()));
+    let size = std::fs::metadata(&config_path).map_err(cannot)?.len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(bad(format!(
+            "{} is {size} bytes; a PEFT config is a few hundred",
+            config_path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&config_path).map_err(cannot)?;
     let pc = PeftConfig::parse(&text)?;
     if !user_scale.is_finite() {
         return Err(bad("the scale must be finite"));
