@@ -6,7 +6,8 @@
 //! - `params.rs`: a block's shape, weights and LoRA adapters;
 //! - `block.rs`: one Llama block (attention + SwiGLU MLP, each behind an RMSNorm and a
 //!   residual) with LoRA on any of its seven projections;
-//! - `model.rs`: embedding → blocks → final norm → output → masked cross-entropy.
+//! - `model.rs`: embedding → blocks → final norm → output → masked cross-entropy;
+//! - `optim.rs`: AdamW, gradient clipping, the warm-up + cosine schedule, accumulation.
 //!
 //! Frozen weights are plain floats in [`ops::linear::Dense`]; that type and its two products
 //! are the one place a quantized base will plug in.
@@ -15,6 +16,7 @@ mod block;
 mod float;
 mod model;
 pub mod ops;
+pub mod optim;
 mod params;
 mod rng;
 
@@ -35,4 +37,6 @@ pub enum TrainError {
     BadToken { id: u32, n_vocab: usize },
     #[error("batch shape: {0}")]
     Batch(String),
+    #[error("optimizer: {0}")]
+    Optim(String),
 }
