@@ -173,7 +173,7 @@ fn adamw_converges_on_a_quadratic() {
         &[1],
     );
     for _ in 0..10 {
-        opt.apply(&mut [&mut q], &mut [&mut vec![0.0]], 1, None, 0.1)
+        opt.apply(&mut [&mut q], &mut [&mut [0.0]], 1, None, 0.1)
             .unwrap();
     }
     assert!(close(q[0], 0.95f64.powi(10)), "{}", q[0]);
