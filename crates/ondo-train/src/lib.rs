@@ -10,7 +10,7 @@
 //! - `optim.rs`: AdamW, gradient clipping, the warm-up + cosine schedule, accumulation;
 //! - `trainer.rs`: a LoRA run's whole state and one optimizer step over the data;
 //! - `checkpoint.rs`: that state on disk, resumed bit for bit;
-//! - `data.rs`: training examples (tokens, targets, loss mask).
+//! - `data.rs`: JSONL (chat messages, prompt/completion, text) → tokens, targets, loss mask.
 //!
 //! Frozen weights are plain floats in [`ops::linear::Dense`]; that type and its two products
 //! are the one place a quantized base will plug in.
