@@ -3,7 +3,7 @@
 
 use crate::Float;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rng {
     state: u64,
 }
@@ -11,6 +11,11 @@ pub struct Rng {
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng { state: seed }
+    }
+
+    /// The whole state: `Rng::new(r.state())` continues r's stream exactly (checkpoints).
+    pub fn state(&self) -> u64 {
+        self.state
     }
 
     pub fn next_u64(&mut self) -> u64 {

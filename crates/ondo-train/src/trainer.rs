@@ -1,0 +1,131 @@
+//! The LoRA training loop's state and one optimizer step: everything a resumed run needs
+//! ([`TrainState`]: adapters, AdamW moments, step, RNG, data position, configuration) lives in
+//! one struct, so a checkpoint (`checkpoint.rs`) is that struct on disk.
+//!
+//! Data order: epoch e visits the examples in a permutation drawn from
+//! `Rng::new(seed ^ e·φ)` (Fisher–Yates), so the position (epoch, index) alone says which
+//! example comes next; nothing about the order has to be stored.
+
+use crate::data::Example;
+use crate::optim::{AdamW, AdamWConfig, Schedule};
+use crate::{Model, ModelLora, Rng, TrainError};
+use serde::{Deserialize, Serialize};
+
+/// The hyperparameters of a run (saved in checkpoints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub adamw: AdamWConfig,
+    pub schedule: Schedule,
+    /// Micro-batches (one sequence each) summed before one optimizer step.
+    pub grad_accum: usize,
+    /// Global-norm clipping of the averaged gradients; None: no clipping.
+    pub max_grad_norm: Option<f64>,
+    /// Seeds the data order (and the RNG's start).
+    pub seed: u64,
+}
+
+/// Where the data stream stands: `index` examples of epoch `epoch`'s order are consumed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPos {
+    pub epoch: u64,
+    pub index: u64,
+}
+
+/// What one optimizer step did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Mean of the micro-batches' losses.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub lr: f64,
+    /// Tokens the forward passes ran over.
+    pub tokens: usize,
+}
+
+/// A LoRA run in progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    pub config: TrainConfig,
+    pub lora: ModelLora<f32>,
+    pub opt: AdamW<f32>,
+    /// The run's RNG (for anything stochastic beyond the data order); checkpointed.
+    pub rng: Rng,
+    pub pos: DataPos,
+}
+
+/// The permutation of 0..n that epoch `epoch` visits.
+pub fn epoch_order(seed: u64, epoch: u64, n: usize) -> Vec<usize> {
+    let mut rng = Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
+}
+
+impl TrainState {
+    /// A fresh run: `lora` as initialized, zero moments, step 0, at the start of epoch 0.
+    pub fn new(config: TrainConfig, mut lora: ModelLora<f32>) -> Result<TrainState, TrainError> {
+        config.schedule.validate()?;
+        if config.grad_accum == 0 {
+            return Err(TrainError::Config("grad_accum must be at least 1".into()));
+        }
+        let lens: Vec<usize> = lora.tensors_mut().iter().map(|t| t.len()).collect();
+        Ok(TrainState {
+            opt: AdamW::new(config.adamw, &lens),
+            rng: Rng::new(config.seed),
+            pos: DataPos::default(),
+            config,
+            lora,
+        })
+    }
+
+    /// One optimizer step: the next `grad_accum` examples of the data order (crossing into the
+    /// next epoch as needed), their gradients summed, then [`AdamW::apply`] at the schedule's
+    /// learning rate.
+    pub fn step(&mut self, model: &Model<f32>, data: &[Example]) -> Result<StepStats, TrainError> {
+        if data.is_empty() {
+            return Err(TrainError::Batch("no training examples".into()));
+        }
+        let mut grad = self.lora.zeros_like();
+        let mut order = epoch_order(self.config.seed, self.pos.epoch, data.len());
+        let (mut loss, mut tokens) = (0.0f64, 0usize);
+        for _ in 0..self.config.grad_accum {
+            if self.pos.index as usize >= data.len() {
+                self.pos = DataPos {
+                    epoch: self.pos.epoch + 1,
+                    index: 0,
+                };
+                order = epoch_order(self.config.seed, self.pos.epoch, data.len());
+            }
+            let ex = &data[order[self.pos.index as usize]];
+            let l = model.forward_backward(
+                &self.lora,
+                &ex.tokens,
+                &ex.targets,
+                &ex.mask,
+                &mut grad,
+                None,
+            )?;
+            loss += f64::from(l);
+            tokens += ex.tokens.len();
+            self.pos.index += 1;
+        }
+        let lr = self.config.schedule.lr(self.opt.step);
+        let c = &self.config;
+        let grad_norm = self.opt.apply(
+            &mut self.lora.tensors_mut(),
+            &mut grad.tensors_mut(),
+            c.grad_accum,
+            c.max_grad_norm,
+            lr,
+        )?;
+        Ok(StepStats {
+            loss: loss / c.grad_accum as f64,
+            grad_norm,
+            lr,
+            tokens,
+        })
+    }
+}
