@@ -41,11 +41,26 @@ pub trait Float:
     fn sin_cos(self) -> (Self, Self);
     fn max(self, o: Self) -> Self;
     fn abs(self) -> Self;
+
+    /// y[n][rows] = x[n][cols] · Wᵀ (overwritten). f32 runs ondo's tiled, threaded kernel;
+    /// f64 (the gradient checks) the plain loops of `ops::linear`.
+    fn linear_forward(rows: usize, cols: usize, w: &[Self], x: &[Self], y: &mut [Self]) {
+        crate::ops::linear::naive_forward(rows, cols, w, x, y)
+    }
+    /// dx[n][cols] += dy[n][rows] · W
+    fn linear_backward_x(rows: usize, cols: usize, w: &[Self], dy: &[Self], dx: &mut [Self]) {
+        crate::ops::linear::naive_backward_x(rows, cols, w, dy, dx)
+    }
+    /// dW[rows][cols] += dyᵀ x
+    fn linear_backward_w(rows: usize, cols: usize, x: &[Self], dy: &[Self], dw: &mut [Self]) {
+        crate::ops::linear::naive_backward_w(rows, cols, x, dy, dw)
+    }
 }
 
 macro_rules! impl_float {
-    ($t:ty) => {
+    ($t:ty $(, $extra:item)*) => {
         impl Float for $t {
+            $($extra)*
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
@@ -80,5 +95,21 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32);
+impl_float!(
+    f32,
+    fn linear_forward(rows: usize, cols: usize, w: &[f32], x: &[f32], y: &mut [f32]) {
+        let n = x.len() / cols.max(1);
+        ondo_model::grad::dense_forward(rows, cols, w, x, n, y)
+    },
+    fn linear_backward_x(rows: usize, cols: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let n = dy.len() / rows.max(1);
+        ondo_model::grad::matmul_t_with(rows, cols, dy, n, dx, |r, out| {
+            out.copy_from_slice(&w[r * cols..(r + 1) * cols])
+        })
+    },
+    fn linear_backward_w(rows: usize, cols: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let n = x.len() / cols.max(1);
+        ondo_model::grad::weight_grad(rows, cols, x, dy, n, dw)
+    }
+);
 impl_float!(f64);

@@ -19,6 +19,7 @@ mod block;
 pub mod checkpoint;
 pub mod data;
 mod float;
+pub mod from_llama;
 mod model;
 pub mod ops;
 pub mod optim;

@@ -53,32 +53,46 @@ pub fn cast_vec<F: Float, G: Float>(v: &[F]) -> Vec<G> {
 pub fn forward<F: Float>(w: &Dense<F>, x: &[F], y: &mut [F]) {
     let n = x.len() / w.cols;
     assert!(x.len() == n * w.cols && y.len() == n * w.rows);
-    for (xr, yr) in x.chunks_exact(w.cols).zip(y.chunks_exact_mut(w.rows)) {
-        for (o, yo) in yr.iter_mut().enumerate() {
-            *yo = dot(w.row(o), xr);
-        }
-    }
+    F::linear_forward(w.rows, w.cols, &w.w, x, y)
 }
 
 /// dy: [n][out], w: [out][in] → dx += [n][in]
 pub fn backward_x<F: Float>(w: &Dense<F>, dy: &[F], dx: &mut [F]) {
     let n = dy.len() / w.rows;
     assert!(dy.len() == n * w.rows && dx.len() == n * w.cols);
-    for (dyr, dxr) in dy.chunks_exact(w.rows).zip(dx.chunks_exact_mut(w.cols)) {
-        for (o, &g) in dyr.iter().enumerate() {
-            axpy(g, w.row(o), dxr);
-        }
-    }
+    F::linear_backward_x(w.rows, w.cols, &w.w, dy, dx)
 }
 
 /// x: [n][in], dy: [n][out] → dw += [out][in]
 pub fn backward_w<F: Float>(x: &[F], dy: &[F], dw: &mut Dense<F>) {
     let n = x.len() / dw.cols;
     assert!(x.len() == n * dw.cols && dy.len() == n * dw.rows);
-    let cols = dw.cols;
-    for (xr, dyr) in x.chunks_exact(cols).zip(dy.chunks_exact(dw.rows)) {
+    F::linear_backward_w(dw.rows, dw.cols, x, dy, &mut dw.w)
+}
+
+/// The plain loops of [`forward`] (the reference; f64 uses them).
+pub fn naive_forward<F: Float>(rows: usize, cols: usize, w: &[F], x: &[F], y: &mut [F]) {
+    for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
+        for (o, yo) in yr.iter_mut().enumerate() {
+            *yo = dot(&w[o * cols..(o + 1) * cols], xr);
+        }
+    }
+}
+
+/// The plain loops of [`backward_x`].
+pub fn naive_backward_x<F: Float>(rows: usize, cols: usize, w: &[F], dy: &[F], dx: &mut [F]) {
+    for (dyr, dxr) in dy.chunks_exact(rows).zip(dx.chunks_exact_mut(cols)) {
         for (o, &g) in dyr.iter().enumerate() {
-            axpy(g, xr, &mut dw.w[o * cols..(o + 1) * cols]);
+            axpy(g, &w[o * cols..(o + 1) * cols], dxr);
+        }
+    }
+}
+
+/// The plain loops of [`backward_w`].
+pub fn naive_backward_w<F: Float>(rows: usize, cols: usize, x: &[F], dy: &[F], dw: &mut [F]) {
+    for (xr, dyr) in x.chunks_exact(cols).zip(dy.chunks_exact(rows)) {
+        for (o, &g) in dyr.iter().enumerate() {
+            axpy(g, xr, &mut dw[o * cols..(o + 1) * cols]);
         }
     }
 }

@@ -1,0 +1,106 @@
+//! The bridge to inference: a training [`Model`] from a loaded [`LlamaModel`] (its frozen
+//! weights dequantized to f32, the same values inference multiplies by), and trained adapters
+//! as `ondo_model::lora::LoraDelta`s (A [r][in], B [out][r], scale alpha/r: the layout both
+//! sides share), ready for the GGUF and PEFT adapter writers.
+
+use ondo_model::lora::LoraDelta;
+use ondo_model::{LlamaModel, QWeight};
+
+use crate::{
+    BlockConfig, BlockWeights, Dense, Model, ModelConfig, ModelLora, ModelWeights, Target,
+    TrainError,
+};
+
+fn dense(w: &QWeight) -> Dense<f32> {
+    let mut v = vec![0.0f32; w.rows * w.cols];
+    for (r, row) in v.chunks_exact_mut(w.cols.max(1)).enumerate() {
+        w.dequantize_row(r, row);
+    }
+    Dense::new(w.rows, w.cols, v)
+}
+
+/// A training model holding `m`'s weights as f32, for sequences of up to `max_seq` tokens.
+/// Tied output projections stay tied. RoPE scaling (Llama 3.1) is not supported yet.
+pub fn model_from_llama(m: &LlamaModel, max_seq: usize) -> Result<Model<f32>, TrainError> {
+    let c = &m.config;
+    if c.rope_scaling.is_some() {
+        return Err(TrainError::Config(
+            "training models with RoPE scaling is not supported yet".into(),
+        ));
+    }
+    let config = ModelConfig {
+        n_vocab: c.n_vocab,
+        n_layers: c.n_layers,
+        max_seq,
+        block: BlockConfig {
+            dim: c.dim,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            rope_dim: c.rope_dim,
+            ffn_dim: c.ffn_dim,
+            eps: f64::from(c.norm_eps),
+            rope_base: f64::from(c.rope_base),
+        },
+    };
+    let embd = dense(&m.token_embd);
+    let out = dense(&m.output);
+    let tied = out == embd;
+    let weights = ModelWeights {
+        embd,
+        blocks: m
+            .layers
+            .iter()
+            .map(|l| BlockWeights {
+                attn_norm: l.attn_norm.clone(),
+                wq: dense(&l.wq),
+                wk: dense(&l.wk),
+                wv: dense(&l.wv),
+                wo: dense(&l.wo),
+                ffn_norm: l.ffn_norm.clone(),
+                w_gate: dense(&l.w_gate),
+                w_up: dense(&l.w_up),
+                w_down: dense(&l.w_down),
+            })
+            .collect(),
+        norm: m.output_norm.clone(),
+        output: (!tied).then_some(out),
+    };
+    Model::new(config, weights)
+}
+
+/// The GGUF tensor a block's projection is.
+pub fn gguf_name(layer: usize, t: Target) -> String {
+    let name = match t {
+        Target::Q => "attn_q",
+        Target::K => "attn_k",
+        Target::V => "attn_v",
+        Target::O => "attn_output",
+        Target::Gate => "ffn_gate",
+        Target::Up => "ffn_up",
+        Target::Down => "ffn_down",
+    };
+    format!("blk.{layer}.{name}.weight")
+}
+
+/// Every adapter as (GGUF tensor name, delta), block by block in target order.
+pub fn lora_deltas(lora: &ModelLora<f32>) -> Vec<(String, LoraDelta)> {
+    let mut out = Vec::new();
+    for (l, b) in lora.blocks.iter().enumerate() {
+        for t in Target::ALL {
+            if let Some(a) = b.get(t) {
+                out.push((
+                    gguf_name(l, t),
+                    LoraDelta {
+                        rank: a.rank(),
+                        a: a.a.w.clone(),
+                        b: a.b.w.clone(),
+                        scale: a.scale,
+                        slot: None,
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
