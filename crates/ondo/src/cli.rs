@@ -35,6 +35,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve the model over an OpenAI-compatible HTTP API (see docs/serve.md).
     Serve(ServeArgs),
+    /// Teach the model a task from JSONL data: LoRA on the frozen base (see `--help`).
+    Finetune(FinetuneArgs),
     /// Convert a LoRA adapter between PEFT (HF) and llama.cpp's GGUF adapter format.
     ConvertLora(ConvertLoraArgs),
     /// Bake LoRA adapters into a new GGUF (base + scale · B A per adapted matrix).
@@ -287,6 +289,66 @@ pub struct ConvertLoraArgs {
     /// Output: a .gguf file (llama.cpp's adapter format) or a directory (PEFT).
     #[arg(short = 'o', long)]
     pub output: PathBuf,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Data: one JSON object per line: {\"messages\": [...]} (loss on the assistant turns), {\"prompt\": ..., \"completion\": ...} (loss on the completion) or {\"text\": ...} (loss on all of it).\n\nExample:\n  ondo finetune --data train/tasks/dates/train.jsonl -o dates.gguf --epochs 1\n  ondo run --chat --lora dates.gguf -p \"March 5, 2021\""
+)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Training data (JSONL).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Held-out data (JSONL): its loss is reported after every epoch.
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// The adapter to write: NAME.gguf (llama.cpp's format) or a directory (PEFT).
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: usize,
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// Projections to adapt, comma-separated: q,k,v,o,gate,up,down.
+    #[arg(long, default_value = "q,k,v,o")]
+    pub targets: String,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u64,
+    /// Peak learning rate (linear warm-up, then cosine decay to a tenth of it).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: u64,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Sequences per optimizer step (gradient accumulation).
+    #[arg(long, default_value_t = 4)]
+    pub grad_accum: usize,
+    /// Longest training sequence in tokens (longer ones are cut).
+    #[arg(short = 'c', long = "ctx", default_value_t = 256)]
+    pub ctx: usize,
+    /// Stop after this many optimizer steps (default: the epochs' worth).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Save a checkpoint here every --save-every steps and at the end.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, default_value_t = 50)]
+    pub save_every: u64,
+    /// Continue the run a checkpoint holds (same data and settings).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Full-parameter fine-tuning (not implemented yet: LoRA only).
+    #[arg(long)]
+    pub full: bool,
     /// Overwrite the output if it exists.
     #[arg(long)]
     pub force: bool,

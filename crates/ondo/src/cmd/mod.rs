@@ -3,6 +3,7 @@
 mod bench;
 mod chat;
 mod convert_lora;
+mod finetune;
 mod info;
 mod merge;
 mod perplexity;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Upscale(a) => upscale::upscale(a),
         Command::Merge(a) => merge::merge(a),
         Command::ConvertLora(a) => convert_lora::convert_lora(a),
+        Command::Finetune(a) => finetune::finetune(a),
         Command::Pull => {
             let path = store::resolve_model(None)?;
             println!("{}", path.display());
