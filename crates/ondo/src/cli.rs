@@ -301,9 +301,9 @@ pub struct ConvertLoraArgs {
 pub struct FinetuneArgs {
     #[command(flatten)]
     pub model: ModelArg,
-    /// Training data (JSONL).
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Training data (JSONL); repeat to mix files (e.g. a task and replay text).
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
     /// Held-out data (JSONL): its loss is reported after every epoch.
     #[arg(long)]
     pub val: Option<PathBuf>,

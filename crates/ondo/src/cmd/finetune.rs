@@ -51,9 +51,12 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         }
         Ok(ds)
     };
-    let train = read(&a.data)?;
+    let mut train = Dataset::default();
+    for p in &a.data {
+        train.examples.extend(read(p)?.examples);
+    }
     if train.examples.is_empty() {
-        bail!("'{}' has no training examples", a.data.display());
+        bail!("the training data has no examples");
     }
     let val = a.val.as_deref().map(read).transpose()?;
     let model = model_from_llama(&l.model, ctx)?;
