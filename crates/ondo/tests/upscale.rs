@@ -63,26 +63,7 @@ fn upscaled_model_matches_llama_cpp() {
     let mut kv = m.new_cache(ids.len()).unwrap();
     let logits = m.forward(&ids, &mut kv, Logits::All).unwrap();
     let nv = m.config.n_vocab;
-    let mut worst = 0.0f32;
-    for (pos, want) in fx["top"].as_array().unwrap().iter().enumerate() {
-        let row = &logits[pos * nv..(pos + 1) * nv];
-        let want_ids: Vec<usize> = want["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
-        let mut order: Vec<usize> = (0..nv).collect();
-        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-        assert_eq!(
-            &order[..want_ids.len()],
-            &want_ids[..],
-            "top-10 at position {pos}"
-        );
-        for (&id, v) in want_ids.iter().zip(want["logits"].as_array().unwrap()) {
-            worst = worst.max((row[id] - v.as_f64().unwrap() as f32).abs());
-        }
-    }
+    let worst = check_top(&logits, nv, &fx["top"], |_, _, _| {});
     eprintln!("largest logit difference from llama.cpp: {worst:e}");
     assert!(worst <= 1e-3, "largest logit difference {worst}");
     let _ = std::fs::remove_dir_all(&dir);

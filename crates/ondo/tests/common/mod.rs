@@ -46,3 +46,35 @@ pub fn ids_of(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| x.as_u64().expect("an id") as u32)
         .collect()
 }
+
+/// Checks logits ([positions][nv]) against a fixture's `top` list (per position the reference's
+/// top token ids, best first, and their logits): the same ids in the same order at every
+/// position. Returns the largest difference of those logits, and calls `each(pos, id, logit)`
+/// for every compared entry.
+pub fn check_top(
+    logits: &[f32],
+    nv: usize,
+    top: &serde_json::Value,
+    mut each: impl FnMut(usize, usize, f32),
+) -> f32 {
+    let mut worst = 0.0f32;
+    for (pos, want) in top.as_array().expect("top is a list").iter().enumerate() {
+        let row = &logits[pos * nv..(pos + 1) * nv];
+        let want_ids: Vec<usize> = ids_of(&want["ids"]).iter().map(|&i| i as usize).collect();
+        let mut order: Vec<usize> = (0..nv).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        assert_eq!(
+            &order[..want_ids.len()],
+            &want_ids[..],
+            "top ids at position {pos}"
+        );
+        for (&id, v) in want_ids
+            .iter()
+            .zip(want["logits"].as_array().expect("logits"))
+        {
+            worst = worst.max((row[id] - v.as_f64().expect("a logit") as f32).abs());
+            each(pos, id, row[id]);
+        }
+    }
+    worst
+}
