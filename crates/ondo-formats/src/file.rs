@@ -3,22 +3,9 @@
 
 use std::path::Path;
 
+use crate::backing::Backing;
 use crate::parse::{parse, to_u64, Parsed};
 use crate::{GgufError, Metadata, TensorInfo};
-
-enum Backing {
-    Mmap(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl Backing {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Backing::Mmap(m) => m,
-            Backing::Owned(v) => v,
-        }
-    }
-}
 
 /// A validated GGUF file. Every tensor's data range was checked against the file at open.
 pub struct GgufFile {
@@ -40,22 +27,8 @@ impl std::fmt::Debug for GgufFile {
 impl GgufFile {
     /// Maps `path` read-only and validates it.
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        let file = std::fs::File::open(path).map_err(|e| GgufError::io_at(path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| GgufError::io_at(path, e))?
-            .len();
-        if len == 0 {
-            // An empty mapping is an error on some platforms; parse the empty buffer instead.
-            return GgufFile::from_backing(Backing::Owned(Vec::new()));
-        }
-        // SAFETY: the mapping is read-only and private to this process. Memory-mapped files
-        // are UB in Rust only if another process modifies or truncates the file while it is
-        // mapped; model files are treated as immutable for the lifetime of a GgufFile (the same
-        // contract every mmap-based model loader relies on). All reads are bounds-checked
-        // against the length observed at map time.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| GgufError::io_at(path, e))?;
-        GgufFile::from_backing(Backing::Mmap(map))
+        let backing = Backing::map(path).map_err(|e| GgufError::io_at(path, e))?;
+        GgufFile::from_backing(backing)
     }
 
     /// Validates an in-memory GGUF file.

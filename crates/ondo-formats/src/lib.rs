@@ -38,6 +38,7 @@
 //! [`GgufWriter`] builds v3 files. [`testdata`] holds a tiny valid llama-like model and the
 //! malformed-file corpus (written to `tests/fixtures/malformed/` by the `gen_malformed` example).
 
+mod backing;
 mod error;
 mod file;
 mod ggml_type;

@@ -71,6 +71,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::backing::Backing;
+
 /// The largest accepted header length N, in bytes (the reference's `MAX_HEADER_SIZE`).
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
@@ -237,20 +239,6 @@ impl TensorInfo {
     }
 }
 
-enum Backing {
-    Mmap(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl Backing {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Backing::Mmap(m) => m,
-            Backing::Owned(v) => v,
-        }
-    }
-}
-
 /// A validated safetensors file. Every tensor's range was checked against the file at open.
 pub struct SafeTensors {
     backing: Backing,
@@ -272,19 +260,8 @@ impl SafeTensors {
     /// Maps `path` read-only and validates it.
     pub fn open(path: impl AsRef<Path>) -> Result<SafeTensors, SafetensorsError> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| io_at(path, e))?;
-        let len = file.metadata().map_err(|e| io_at(path, e))?.len();
-        if len == 0 {
-            // An empty mapping is an error on some platforms; parse the empty buffer instead.
-            return SafeTensors::from_backing(Backing::Owned(Vec::new()));
-        }
-        // SAFETY: the mapping is read-only and private to this process. Memory-mapped files
-        // are UB in Rust only if another process modifies or truncates the file while it is
-        // mapped; model and adapter files are treated as immutable while a SafeTensors lives
-        // (the contract of every mmap-based loader, GgufFile included). All reads are
-        // bounds-checked against the length observed at map time.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_at(path, e))?;
-        SafeTensors::from_backing(Backing::Mmap(map))
+        let backing = Backing::map(path).map_err(|e| io_at(path, e))?;
+        SafeTensors::from_backing(backing)
     }
 
     /// Validates an in-memory safetensors file.

@@ -2,46 +2,18 @@
 //! constant (a counting global allocator; this binary holds a single test so no other thread
 //! allocates concurrently).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "common/counting.rs"]
+mod counting;
 
 use ondo_formats::testdata::{cases, tiny_llama_bytes};
 use ondo_formats::GgufFile;
-
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        CURRENT.fetch_sub(layout.size(), Ordering::SeqCst);
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const SLACK: usize = 64 * 1024;
 
 /// Peak bytes allocated above the starting level while parsing `bytes`.
 fn peak_parse(bytes: Vec<u8>) -> (usize, bool) {
-    let base = CURRENT.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
-    let ok = {
-        let r = GgufFile::from_bytes(bytes);
-        r.is_ok()
-    };
-    (PEAK.load(Ordering::SeqCst) - base, ok)
+    let (ok, peak) = counting::peak_above_start(|| GgufFile::from_bytes(bytes).is_ok());
+    (peak, ok)
 }
 
 #[test]
