@@ -83,6 +83,25 @@ pub fn gguf_name(layer: usize, t: Target) -> String {
     format!("blk.{layer}.{name}.weight")
 }
 
+/// Every weight of `w` under its GGUF tensor name (the output projection only when untied), for
+/// writing a fully fine-tuned model back: the training model keeps GGUF's row order (Q and K
+/// rows permuted for RoPE as llama.cpp stores them), so values go back as they are.
+pub fn named_weights(w: &ModelWeights<f32>) -> Vec<(String, &[f32])> {
+    let mut out: Vec<(String, &[f32])> = vec![("token_embd.weight".into(), &w.embd.w[..])];
+    for (l, b) in w.blocks.iter().enumerate() {
+        out.push((format!("blk.{l}.attn_norm.weight"), &b.attn_norm[..]));
+        out.push((format!("blk.{l}.ffn_norm.weight"), &b.ffn_norm[..]));
+        for t in Target::ALL {
+            out.push((gguf_name(l, t), &b.proj(t).w[..]));
+        }
+    }
+    out.push(("output_norm.weight".into(), &w.norm[..]));
+    if let Some(o) = &w.output {
+        out.push(("output.weight".into(), &o.w[..]));
+    }
+    out
+}
+
 /// Every adapter as (GGUF tensor name, delta), block by block in target order.
 pub fn lora_deltas(lora: &ModelLora<f32>) -> Vec<(String, LoraDelta)> {
     let mut out = Vec::new();

@@ -62,6 +62,34 @@ impl<F: Float> ModelWeights<F> {
         t
     }
 
+    /// Per entry of [`ModelWeights::tensors_mut`]: false for the RMSNorm weights, which
+    /// AdamW leaves undecayed (as Hugging Face's trainer does), true for the matrices.
+    pub fn decay_mask(&self) -> Vec<bool> {
+        let block = [false, true, true, true, true, false, true, true, true];
+        let mut m = vec![true];
+        for _ in &self.blocks {
+            m.extend(block);
+        }
+        m.push(false);
+        if self.output.is_some() {
+            m.push(true);
+        }
+        m
+    }
+
+    /// Every weight as a flat slice, in the order of [`ModelWeights::tensors_mut`].
+    pub fn tensors(&self) -> Vec<&[F]> {
+        let mut t = vec![&self.embd.w[..]];
+        for b in &self.blocks {
+            t.extend(b.tensors());
+        }
+        t.push(&self.norm[..]);
+        if let Some(o) = &self.output {
+            t.push(&o.w[..]);
+        }
+        t
+    }
+
     pub fn zeros_like(&self) -> ModelWeights<F> {
         ModelWeights {
             embd: self.embd.zeros_like(),

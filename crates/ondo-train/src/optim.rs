@@ -11,7 +11,7 @@
 //! gradients. AdamW, per element, at step t (1-based) with learning rate lr (torch.optim.AdamW,
 //! the single-tensor path):
 //!
-//!   p ← p · (1 − lr · wd)                    (decoupled weight decay)
+//!   p ← p · (1 − lr · wd)                    (decoupled weight decay, where `decay` says)
 //!   m ← β1 m + (1 − β1) g
 //!   v ← β2 v + (1 − β2) g²
 //!   p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
@@ -50,6 +50,8 @@ pub struct AdamW<F> {
     pub m: Vec<Vec<F>>,
     /// Second moments, one per tensor.
     pub v: Vec<Vec<F>>,
+    /// Per tensor: whether weight decay applies (norm weights are usually exempt).
+    pub decay: Vec<bool>,
 }
 
 /// Checks that two tensor lists have the same number of tensors of the same lengths.
@@ -75,7 +77,21 @@ impl<F: Float> AdamW<F> {
             step: 0,
             m: lens.iter().map(|&n| vec![F::ZERO; n]).collect(),
             v: lens.iter().map(|&n| vec![F::ZERO; n]).collect(),
+            decay: vec![true; lens.len()],
         }
+    }
+
+    /// The same state with weight decay only on the tensors where `mask` is true.
+    pub fn with_decay_mask(mut self, mask: Vec<bool>) -> Result<AdamW<F>, TrainError> {
+        if mask.len() != self.m.len() {
+            return Err(TrainError::Optim(format!(
+                "a decay mask of {} entries for {} tensors",
+                mask.len(),
+                self.m.len()
+            )));
+        }
+        self.decay = mask;
+        Ok(self)
     }
 
     /// The tensor lengths this state was made for.
@@ -104,17 +120,37 @@ impl<F: Float> AdamW<F> {
         let (b1, b2) = (F::from_f64(c.beta1), F::from_f64(c.beta2));
         let (one_b1, one_b2) = (F::from_f64(1.0 - c.beta1), F::from_f64(1.0 - c.beta2));
         let (bc2_sqrt, eps) = (F::from_f64(bc2_sqrt), F::from_f64(c.eps));
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            for j in 0..p.len() {
-                let gj = g[j];
-                p[j] *= decay;
-                m[j] = b1 * m[j] + one_b1 * gj;
-                v[j] = b2 * v[j] + one_b2 * gj * gj;
-                let denom = v[j].sqrt() / bc2_sqrt + eps;
-                p[j] -= step_size * m[j] / denom;
+        // Elementwise, so the pieces may run on any thread in any order: the pool shares
+        // them out (pieces of 64 Ki values).
+        const PIECE: usize = 1 << 16;
+        let mut pieces = Vec::new();
+        let tensors = params
+            .iter_mut()
+            .zip(grads)
+            .zip(self.m.iter_mut().zip(&mut self.v));
+        for (i, ((p, g), (m, v))) in tensors.enumerate() {
+            let decay = if self.decay.get(i) == Some(&false) {
+                F::ONE
+            } else {
+                decay
+            };
+            let chunks = p.chunks_mut(PIECE).zip(g.chunks(PIECE));
+            for ((p, g), (m, v)) in chunks.zip(m.chunks_mut(PIECE).zip(v.chunks_mut(PIECE))) {
+                pieces.push((p, g, m, v, decay));
             }
         }
+        ondo_kernels::pool::for_each_share(&mut pieces, 1, 1, |_, share| {
+            for (p, g, m, v, decay) in share.iter_mut() {
+                for j in 0..p.len() {
+                    let gj = g[j];
+                    p[j] *= *decay;
+                    m[j] = b1 * m[j] + one_b1 * gj;
+                    v[j] = b2 * v[j] + one_b2 * gj * gj;
+                    let denom = v[j].sqrt() / bc2_sqrt + eps;
+                    p[j] -= step_size * m[j] / denom;
+                }
+            }
+        });
         Ok(())
     }
 

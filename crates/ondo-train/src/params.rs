@@ -178,6 +178,21 @@ impl<F: Float> BlockWeights<F> {
         ]
     }
 
+    /// Every weight as a flat slice, in the order of [`BlockWeights::tensors_mut`].
+    pub fn tensors(&self) -> Vec<&[F]> {
+        vec![
+            &self.attn_norm[..],
+            &self.wq.w[..],
+            &self.wk.w[..],
+            &self.wv.w[..],
+            &self.wo.w[..],
+            &self.ffn_norm[..],
+            &self.w_gate.w[..],
+            &self.w_up.w[..],
+            &self.w_down.w[..],
+        ]
+    }
+
     pub fn zeros_like(&self) -> BlockWeights<F> {
         self.map(|d| d.zeros_like(), |v| vec![F::ZERO; v.len()])
     }

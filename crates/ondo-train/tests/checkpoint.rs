@@ -1,5 +1,6 @@
 //! Checkpoints: N steps straight equal N/2 steps, save, load, N/2 steps, bit for bit (the
-//! tiny model of the gradient checks, with accumulation, clipping, warm-up and epochs crossed);
+//! tiny model of the gradient checks, with accumulation, clipping, warm-up and epochs crossed;
+//! LoRA and full fine-tuning);
 //! and every damaged file (cut at any length, a flipped byte, a wrong magic or version, a
 //! huge header length) is a typed error, never a panic.
 
@@ -47,6 +48,10 @@ fn data() -> Vec<Example> {
 }
 
 fn fresh(m: &Model<f32>) -> TrainState {
+    fresh_run(m, false)
+}
+
+fn fresh_run(m: &Model<f32>, full: bool) -> TrainState {
     let config = TrainConfig {
         adamw: AdamWConfig {
             weight_decay: 0.05,
@@ -61,9 +66,14 @@ fn fresh(m: &Model<f32>) -> TrainState {
         grad_accum: 2,
         max_grad_norm: Some(0.5),
         seed: 5,
+        full,
     };
-    let lora = ModelLora::new(&m.config, &[Target::Q, Target::V, Target::Down], 2, 4.0, 3);
-    TrainState::new(config, lora).unwrap()
+    let lora = if full {
+        ModelLora::none(&m.config)
+    } else {
+        ModelLora::new(&m.config, &[Target::Q, Target::V, Target::Down], 2, 4.0, 3)
+    };
+    TrainState::new(config, lora, &m.weights).unwrap()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -72,10 +82,13 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Every f32 of the state, as bits.
-fn bits(s: &mut TrainState) -> Vec<u32> {
+/// Every f32 of the state and the model's weights, as bits.
+fn bits(s: &mut TrainState, m: &Model<f32>) -> Vec<u32> {
     let mut v: Vec<u32> = Vec::new();
     for t in s.lora.tensors_mut() {
+        v.extend(t.iter().map(|x| x.to_bits()));
+    }
+    for t in m.weights.tensors() {
         v.extend(t.iter().map(|x| x.to_bits()));
     }
     for t in s.opt.m.iter().chain(&s.opt.v) {
@@ -84,47 +97,95 @@ fn bits(s: &mut TrainState) -> Vec<u32> {
     v
 }
 
-#[test]
-fn resume_is_bit_identical() {
-    let (m, d) = (model(), data());
-    let mut straight = fresh(&m);
+fn resume_is_bit_identical(full: bool) {
+    let d = data();
+    let mut m_straight = model();
+    let mut straight = fresh_run(&m_straight, full);
     let mut losses = Vec::new();
     for _ in 0..8 {
-        losses.push(straight.step(&m, &d).unwrap().loss);
+        losses.push(straight.step(&mut m_straight, &d).unwrap().loss);
     }
     assert!(straight.pos.epoch >= 2, "16 examples of 5 cross epochs");
 
-    let mut half = fresh(&m);
+    let mut m_half = model();
+    let mut half = fresh_run(&m_half, full);
     for _ in 0..4 {
-        half.step(&m, &d).unwrap();
+        half.step(&mut m_half, &d).unwrap();
     }
-    let path = tmp("resume.ckpt");
+    let path = tmp(&format!("resume-{full}.ckpt"));
     let extra = serde_json::json!({"base": "tiny", "lr": 0.1 + 0.2});
-    checkpoint::save(&path, &half, &extra).unwrap();
+    checkpoint::save(&path, &half, &m_half.weights, &extra).unwrap();
     assert!(!partial_path(&path).exists());
     let loaded = checkpoint::load(&path).unwrap();
-    loaded.check_model(&m.config).unwrap();
+    loaded.check_model(&m_half.config).unwrap();
     assert_eq!(loaded.extra, extra);
     assert_eq!(loaded.state, half);
+    assert_eq!(loaded.weights.is_empty(), !full);
+    let mut m_resumed = model();
+    loaded.restore_weights(&mut m_resumed.weights).unwrap();
+    assert_eq!(m_resumed.weights, m_half.weights);
+    if full {
+        assert_ne!(
+            m_resumed.weights,
+            model().weights,
+            "full training moved the weights"
+        );
+    }
     let mut resumed = loaded.state;
-    assert_eq!(bits(&mut resumed), bits(&mut half));
+    assert_eq!(bits(&mut resumed, &m_resumed), bits(&mut half, &m_half));
     for (i, want) in losses.iter().enumerate().skip(4) {
-        let got = resumed.step(&m, &d).unwrap().loss;
+        let got = resumed.step(&mut m_resumed, &d).unwrap().loss;
         assert_eq!(got.to_bits(), want.to_bits(), "step {i}");
     }
-    assert_eq!(bits(&mut resumed), bits(&mut straight));
+    assert_eq!(
+        bits(&mut resumed, &m_resumed),
+        bits(&mut straight, &m_straight)
+    );
     assert_eq!(resumed, straight);
-    eprintln!("loss {:.4} → {:.4}", losses[0], losses[7]);
+    eprintln!("full {full}: loss {:.4} → {:.4}", losses[0], losses[7]);
     assert!(losses[7] < losses[0]);
 }
 
 #[test]
-fn damaged_files_are_errors() {
+fn lora_resume_is_bit_identical() {
+    resume_is_bit_identical(false);
+}
+
+#[test]
+fn full_resume_is_bit_identical() {
+    resume_is_bit_identical(true);
+}
+
+#[test]
+fn full_training_decays_matrices_but_not_norms() {
     let m = model();
+    let s = fresh_run(&m, true);
+    let mask = m.weights.decay_mask();
+    assert_eq!(mask.len(), m.weights.tensors().len());
+    assert_eq!(s.opt.decay, mask);
+    let dim = m.config.block.dim;
+    for (t, decays) in m.weights.tensors().iter().zip(&mask) {
+        assert_eq!(!decays, t.len() == dim, "norms are the [dim] tensors here");
+    }
+    // a full checkpoint restored into a model of another shape is an error
+    let path = tmp("full-shape.ckpt");
+    checkpoint::save(&path, &s, &m.weights, &serde_json::Value::Null).unwrap();
+    let c = checkpoint::load(&path).unwrap();
+    let mut other = model();
+    other.weights.blocks.pop();
+    assert!(matches!(
+        c.restore_weights(&mut other.weights),
+        Err(CheckpointError::Mismatch(_))
+    ));
+}
+
+#[test]
+fn damaged_files_are_errors() {
+    let mut m = model();
     let mut s = fresh(&m);
-    s.step(&m, &data()).unwrap();
+    s.step(&mut m, &data()).unwrap();
     let path = tmp("good.ckpt");
-    checkpoint::save(&path, &s, &serde_json::Value::Null).unwrap();
+    checkpoint::save(&path, &s, &m.weights, &serde_json::Value::Null).unwrap();
     let good = std::fs::read(&path).unwrap();
     let bad = tmp("bad.ckpt");
     let load = |bytes: &[u8]| {
@@ -192,7 +253,7 @@ fn a_header_with_adapter_shapes_too_big_for_the_file_is_a_size_error() {
     let m = model();
     let s = fresh(&m);
     let path = tmp("shape.ckpt");
-    checkpoint::save(&path, &s, &serde_json::Value::Null).unwrap();
+    checkpoint::save(&path, &s, &m.weights, &serde_json::Value::Null).unwrap();
     let good = std::fs::read(&path).unwrap();
     let hl = u64::from_le_bytes(good[12..20].try_into().unwrap()) as usize;
     let header = std::str::from_utf8(&good[20..20 + hl]).unwrap();

@@ -35,7 +35,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve the model over an OpenAI-compatible HTTP API (see docs/serve.md).
     Serve(ServeArgs),
-    /// Teach the model a task from JSONL data: LoRA on the frozen base (see `--help`).
+    /// Teach the model a task from JSONL data: LoRA on the frozen base, or every weight with
+    /// --full (see `--help`).
     Finetune(FinetuneArgs),
     /// Convert a LoRA adapter between PEFT (HF) and llama.cpp's GGUF adapter format.
     ConvertLora(ConvertLoraArgs),
@@ -296,7 +297,7 @@ pub struct ConvertLoraArgs {
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Data: one JSON object per line: {\"messages\": [...]} (loss on the assistant turns), {\"prompt\": ..., \"completion\": ...} (loss on the completion) or {\"text\": ...} (loss on all of it).\n\nExample:\n  ondo finetune --data train/tasks/dates/train.jsonl -o dates.gguf --epochs 1\n  ondo run --chat --lora dates.gguf -p \"March 5, 2021\""
+    after_help = "Data: one JSON object per line: {\"messages\": [...]} (loss on the assistant turns), {\"prompt\": ..., \"completion\": ...} (loss on the completion) or {\"text\": ...} (loss on all of it).\n\nExample:\n  ondo finetune --data train/tasks/dates/train.jsonl -o dates.gguf --epochs 1\n  ondo run --chat --lora dates.gguf -p \"March 5, 2021\"\n  ondo upscale --drop 8 -o deep.gguf && ondo finetune -m deep.gguf --full --data text.jsonl -o deep-trained.gguf"
 )]
 pub struct FinetuneArgs {
     #[command(flatten)]
@@ -307,7 +308,8 @@ pub struct FinetuneArgs {
     /// Held-out data (JSONL): its loss is reported after every epoch.
     #[arg(long)]
     pub val: Option<PathBuf>,
-    /// The adapter to write: NAME.gguf (llama.cpp's format) or a directory (PEFT).
+    /// The adapter to write: NAME.gguf (llama.cpp's format) or a directory (PEFT); with
+    /// --full, the fine-tuned model (NAME.gguf).
     #[arg(short = 'o', long)]
     pub output: PathBuf,
     #[arg(long, default_value_t = 8)]
@@ -346,9 +348,14 @@ pub struct FinetuneArgs {
     /// Continue the run a checkpoint holds (same data and settings).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Full-parameter fine-tuning (not implemented yet: LoRA only).
+    /// Full-parameter fine-tuning: every weight trains (in f32; a quantized base starts from
+    /// its dequantized values) and -o names the new model, a .gguf.
     #[arg(long)]
     pub full: bool,
+    /// With --full: the type of the written matrices (f32, f16, bf16, q8_0, q5_1, q5_0, q4_1,
+    /// q4_0); norms stay f32.
+    #[arg(long = "type", default_value = "f32")]
+    pub dtype: String,
     /// Overwrite the output if it exists.
     #[arg(long)]
     pub force: bool,

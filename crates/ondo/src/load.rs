@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ondo_formats::{GgufFile, Metadata};
+use ondo_formats::{GgmlType, GgufFile, Metadata};
+use ondo_kernels::DType;
 use ondo_model::LlamaModel;
 use ondo_text::{ChatTemplate, Tokenizer};
 
@@ -106,6 +107,43 @@ pub fn write_gguf(w: &ondo_formats::GgufWriter<'_>, path: &Path) -> Result<()> {
         .with_context(|| format!("cannot write '{}'", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot move the result to '{}'", path.display()))
+}
+
+/// Types `ondo_kernels::quantize_row` can write.
+pub fn can_quantize(d: DType) -> bool {
+    matches!(
+        d,
+        DType::F32
+            | DType::F16
+            | DType::BF16
+            | DType::Q8_0
+            | DType::Q5_1
+            | DType::Q5_0
+            | DType::Q4_1
+            | DType::Q4_0
+    )
+}
+
+/// A `--type` name ondo can write tensors in.
+pub fn writable_type(name: &str) -> Result<DType> {
+    GgmlType::from_name(&name.to_ascii_lowercase())
+        .and_then(|t| DType::from_ggml_id(t.0))
+        .filter(|d| can_quantize(*d))
+        .with_context(|| {
+            format!("type '{name}': choose f32, f16, bf16, q8_0, q5_1, q5_0, q4_1 or q4_0")
+        })
+}
+
+/// Rows of `cols` f32 values in `dst`'s encoding (llama.cpp's reference quantizers).
+pub fn encode_rows(dst: DType, cols: usize, dense: &[f32]) -> Result<(GgmlType, Vec<u8>)> {
+    let rb = dst.row_bytes(cols).context("row size")?;
+    let mut out = vec![0u8; dense.len() / cols.max(1) * rb];
+    for (row, bytes) in dense.chunks_exact(cols).zip(out.chunks_exact_mut(rb)) {
+        ondo_kernels::quantize_row(dst, row, bytes)
+            .with_context(|| format!("cannot encode as {}", dst.name()))?;
+    }
+    let ggml = GgmlType::from_name(&dst.name().to_ascii_lowercase()).context("type id")?;
+    Ok((ggml, out))
 }
 
 /// `FILE[:SCALE]` → (file, scale); a suffix that is not a number belongs to the path.

@@ -1,27 +1,38 @@
-//! `ondo finetune`: LoRA training on the CPU. The base's weights are dequantized to f32 and
-//! frozen (`ondo_train::from_llama`); the adapters train with AdamW (warm-up, cosine decay,
-//! clipping at norm 1, gradient accumulation), one sequence per micro-batch. Progress goes to
-//! stderr (loss, learning rate, tokens/s, ETA), the held-out loss after every epoch, and the
-//! adapter is written as llama.cpp's GGUF adapter or as PEFT, ready for `--lora`.
+//! `ondo finetune`: training on the CPU. The base's weights are dequantized to f32
+//! (`ondo_train::from_llama`); LoRA adapters train on the frozen base, or with `--full` every
+//! weight trains, with AdamW (warm-up, cosine decay, clipping at norm 1, gradient
+//! accumulation), one sequence per micro-batch. Progress goes to stderr (loss, learning rate,
+//! tokens/s, ETA), the held-out loss after every epoch; the adapter is written as llama.cpp's
+//! GGUF adapter or as PEFT, ready for `--lora`, a fully trained model as a GGUF with the base's
+//! metadata (tokenizer, template) and the trained tensors.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use ondo_formats::{GgufFile, GgufWriter, Value};
+use ondo_kernels::DType;
 use ondo_train::checkpoint;
 use ondo_train::data::{Dataset, Encoder};
-use ondo_train::from_llama::{lora_deltas, model_from_llama};
+use ondo_train::from_llama::{lora_deltas, model_from_llama, named_weights};
 use ondo_train::optim::{AdamWConfig, Schedule};
-use ondo_train::{Model, ModelLora, Target, TrainConfig, TrainState};
+use ondo_train::{Model, ModelLora, ModelWeights, Target, TrainConfig, TrainState};
 
 use crate::cli::FinetuneArgs;
 use crate::{load, store};
 
 pub fn finetune(a: FinetuneArgs) -> Result<()> {
-    if a.full {
-        bail!("--full (full-parameter fine-tuning) is not implemented yet; LoRA is");
-    }
     load::check_output(&a.output, a.force)?;
+    let is_gguf = a.output.extension().is_some_and(|e| e == "gguf");
+    let full_type = if a.full {
+        if !is_gguf {
+            bail!("--full writes a whole model: -o must name a .gguf file");
+        }
+        Some(load::writable_type(&a.dtype).context("--type")?)
+    } else {
+        None
+    };
     if a.lora_rank == 0 || a.lora_rank > 256 || a.grad_accum == 0 || a.ctx < 2 {
         bail!("--lora-rank must be 1..=256, --grad-accum at least 1, --ctx at least 2");
     }
@@ -59,7 +70,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         bail!("the training data has no examples");
     }
     let val = a.val.as_deref().map(read).transpose()?;
-    let model = model_from_llama(&l.model, ctx)?;
+    let mut model = model_from_llama(&l.model, ctx)?;
     let n = train.examples.len() as u64;
     let per_epoch = n.div_ceil(a.grad_accum as u64);
     let total = a.max_steps.unwrap_or(per_epoch * a.epochs).max(1);
@@ -68,6 +79,15 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
             let c = checkpoint::load(p)
                 .with_context(|| format!("cannot resume from '{}'", p.display()))?;
             c.check_model(&model.config)?;
+            if c.state.config.full != a.full {
+                bail!(
+                    "'{}' is a {} checkpoint: resume it {} --full",
+                    p.display(),
+                    if a.full { "LoRA" } else { "full fine-tuning" },
+                    if a.full { "without" } else { "with" }
+                );
+            }
+            c.restore_weights(&mut model.weights)?;
             c.state
         }
         None => {
@@ -85,9 +105,14 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
                 grad_accum: a.grad_accum,
                 max_grad_norm: Some(1.0),
                 seed: a.seed,
+                full: a.full,
             };
-            let lora = ModelLora::new(&model.config, &targets, a.lora_rank, a.lora_alpha, a.seed);
-            TrainState::new(config, lora)?
+            let lora = if a.full {
+                ModelLora::none(&model.config)
+            } else {
+                ModelLora::new(&model.config, &targets, a.lora_rank, a.lora_alpha, a.seed)
+            };
+            TrainState::new(config, lora, &model.weights)?
         }
     };
     let trained: usize = train
@@ -95,14 +120,15 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         .iter()
         .map(|e| e.mask.iter().filter(|&&m| m).count())
         .sum();
+    let what = if a.full {
+        let n: usize = model.weights.tensors().iter().map(|t| t.len()).sum();
+        format!("all {:.1}M weights", n as f64 / 1e6)
+    } else {
+        format!("LoRA rank {} on {}", a.lora_rank, a.targets)
+    };
     eprintln!(
-        "ondo: {} examples ({trained} trained tokens), {} steps of {} sequences, LoRA rank {} on {} of {} layers",
-        n,
-        total,
-        a.grad_accum,
-        a.lora_rank,
-        a.targets,
-        model.config.n_layers
+        "ondo: {n} examples ({trained} trained tokens), {total} steps of {} sequences, {what} of {} layers",
+        a.grad_accum, model.config.n_layers
     );
     if let Some(v) = &val {
         eprintln!(
@@ -116,7 +142,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     let start = state.opt.step;
     let mut epoch = state.pos.epoch;
     while state.opt.step < total {
-        let s = state.step(&model, &train.examples)?;
+        let s = state.step(&mut model, &train.examples)?;
         tokens += s.tokens;
         let e = ema.map_or(s.loss, |e| 0.9 * e + 0.1 * s.loss);
         ema = Some(e);
@@ -136,7 +162,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
             eprintln!("{line}");
         }
         if let (Some(p), true) = (&a.checkpoint, done % a.save_every.max(1) == 0) {
-            checkpoint::save(p, &state, &serde_json::json!({}))?;
+            checkpoint::save(p, &state, &model.weights, &serde_json::json!({}))?;
         }
         if state.pos.epoch != epoch {
             epoch = state.pos.epoch;
@@ -154,7 +180,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     }
     let secs = t0.elapsed().as_secs_f64();
     if let Some(p) = &a.checkpoint {
-        checkpoint::save(p, &state, &serde_json::json!({}))?;
+        checkpoint::save(p, &state, &model.weights, &serde_json::json!({}))?;
     }
     if let Some(v) = &val {
         eprintln!(
@@ -163,7 +189,9 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         );
     }
     let deltas = lora_deltas(&state.lora);
-    if a.output.extension().is_some_and(|e| e == "gguf") {
+    if let Some(dst) = full_type {
+        write_model(&l.file, &model.weights, dst, &a.output)?;
+    } else if is_gguf {
         let w = ondo_model::lora::gguf_adapter_writer(&deltas, &arch)?;
         load::write_gguf(&w, &a.output)?;
     } else {
@@ -185,6 +213,56 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         a.output.display()
     );
     Ok(())
+}
+
+/// The base's GGUF with every trained weight replaced (matrices in `dst`, norms in f32) and
+/// everything else (metadata, tokenizer, other tensors) as it was.
+fn write_model(
+    base: &GgufFile,
+    w: &ModelWeights<f32>,
+    dst: DType,
+    out: &std::path::Path,
+) -> Result<()> {
+    let trained: HashMap<String, &[f32]> = named_weights(w).into_iter().collect();
+    let mut g = GgufWriter::new();
+    for (key, value) in base.metadata().iter() {
+        g.add_kv(key, value.clone());
+    }
+    if let Some(ft) = file_type(dst) {
+        g.set_kv("general.file_type", Value::U32(ft));
+    }
+    for t in base.tensors() {
+        // a file with an output matrix equal to the embedding trains it tied
+        let data = trained
+            .get(&t.name)
+            .copied()
+            .or_else(|| (t.name == "output.weight" && w.output.is_none()).then_some(&w.embd.w[..]));
+        let Some(data) = data else {
+            g.add_tensor(t.name.clone(), &t.dims, t.ggml_type, base.tensor_data(t));
+            continue;
+        };
+        let cols = t.dims.first().copied().unwrap_or(1) as usize;
+        let ty = if t.dims.len() == 1 { DType::F32 } else { dst };
+        let (ggml, bytes) = load::encode_rows(ty, cols, data)
+            .with_context(|| format!("cannot write '{}'", t.name))?;
+        g.add_tensor(t.name.clone(), &t.dims, ggml, bytes);
+    }
+    load::write_gguf(&g, out)
+}
+
+/// `general.file_type` (llama.cpp's LLAMA_FTYPE) of a model whose matrices are `d`.
+fn file_type(d: DType) -> Option<u32> {
+    Some(match d {
+        DType::F32 => 0,
+        DType::F16 => 1,
+        DType::Q4_0 => 2,
+        DType::Q4_1 => 3,
+        DType::Q8_0 => 7,
+        DType::Q5_0 => 8,
+        DType::Q5_1 => 9,
+        DType::BF16 => 32,
+        _ => return None,
+    })
 }
 
 fn parse_targets(spec: &str) -> Result<Vec<Target>> {

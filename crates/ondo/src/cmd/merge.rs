@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
-use ondo_formats::{GgmlType, GgufWriter};
+use ondo_formats::GgufWriter;
 use ondo_kernels::DType;
 use ondo_model::lora::{read_adapter, LoraDelta};
 
@@ -17,16 +17,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
     load::check_output(&a.output, a.force)?;
     let target = match a.dtype.to_ascii_lowercase().as_str() {
         "keep" => None,
-        name => Some(
-            GgmlType::from_name(name)
-                .and_then(|t| DType::from_ggml_id(t.0))
-                .filter(|d| can_quantize(*d))
-                .with_context(|| {
-                    format!(
-                        "--type {name}: choose keep, f32, f16, bf16, q8_0, q5_1, q5_0, q4_1 or q4_0"
-                    )
-                })?,
-        ),
+        name => Some(load::writable_type(name).context("--type: or keep")?),
     };
     let path = store::resolve_model(a.model.model.as_deref())?;
     let file = load::open_file(&path)?;
@@ -76,7 +67,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         let src = DType::from_ggml_id(t.ggml_type.0)
             .with_context(|| format!("'{}' has a type ondo cannot read", t.name))?;
         let dst = target.unwrap_or(src);
-        if !can_quantize(dst) {
+        if !load::can_quantize(dst) {
             bail!(
                 "'{}' is {} and ondo cannot quantize that type yet: pass --type q8_0 (or f16)",
                 t.name,
@@ -95,13 +86,8 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         for d in ds {
             d.add_to(&mut dense, cols);
         }
-        let dst_rb = dst.row_bytes(cols).context("row size")?;
-        let mut out = vec![0u8; rows * dst_rb];
-        for (row, bytes) in dense.chunks_exact(cols).zip(out.chunks_exact_mut(dst_rb)) {
-            ondo_kernels::quantize_row(dst, row, bytes)
-                .with_context(|| format!("cannot quantize '{}' to {}", t.name, dst.name()))?;
-        }
-        let ggml = GgmlType::from_name(&dst.name().to_ascii_lowercase()).context("type id")?;
+        let (ggml, out) = load::encode_rows(dst, cols, &dense)
+            .with_context(|| format!("cannot quantize '{}'", t.name))?;
         w.add_tensor(t.name.clone(), &t.dims, ggml, out);
     }
     load::write_gguf(&w, &a.output)?;
@@ -112,19 +98,4 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         a.lora.len()
     );
     Ok(())
-}
-
-/// Types `ondo_kernels::quantize_row` can write.
-fn can_quantize(d: DType) -> bool {
-    matches!(
-        d,
-        DType::F32
-            | DType::F16
-            | DType::BF16
-            | DType::Q8_0
-            | DType::Q5_1
-            | DType::Q5_0
-            | DType::Q4_1
-            | DType::Q4_0
-    )
 }
