@@ -3,12 +3,20 @@
 //! bytes inference reads). The rows are shared among the threads; each dequantizes a row once
 //! and adds `dy[t][r] · W[r]` into its own partial dx for every token, and the partial sums are
 //! added in thread order, so the result depends on the thread count but not on timing.
-//! Also the dense f32 products full fine-tuning and f32 training need: `dense_forward`
-//! (y = x Wᵀ) and `weight_grad` (dW += dyᵀ x).
+//! Also the forward product of a quantized base in training, inference's own
+//! (`quant_forward`), and the dense f32 products full fine-tuning and f32 training need:
+//! `dense_forward` (y = x Wᵀ) and `weight_grad` (dW += dyᵀ x).
 
 use ondo_kernels::rows_axpy::{add_scaled_rows8, ROWS};
 
 use crate::QWeight;
+
+/// x: [n][w.cols] → y: [n][w.rows] (overwritten), the product inference runs (llama.cpp's
+/// numerics: activations quantized for Q4_0/Q4_1/Q8_0 weights); the matrix's own LoRA
+/// adapters are not applied.
+pub fn quant_forward(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
+    crate::matmul::matmul_base(w, x, n, y, crate::Numerics::LlamaCpp);
+}
 
 /// dy: [n][w.rows] → dx: [n][w.cols] (added to).
 pub fn matmul_t(w: &QWeight, dy: &[f32], n: usize, dx: &mut [f32]) {

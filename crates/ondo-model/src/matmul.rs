@@ -49,7 +49,7 @@ pub fn matmul(
     crate::lora::apply(w, x, n, out, adapters);
 }
 
-fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
+pub(crate) fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], numerics: Numerics) {
     if n == 1 {
         return gemv_group(&[w], x, &mut [out], numerics);
     }

@@ -6,6 +6,8 @@ use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
+use ondo_model::QWeight;
+
 pub trait Float:
     Copy
     + Debug
@@ -54,6 +56,15 @@ pub trait Float:
     /// dW[rows][cols] += dyᵀ x
     fn linear_backward_w(rows: usize, cols: usize, x: &[Self], dy: &[Self], dw: &mut [Self]) {
         crate::ops::linear::naive_backward_w(rows, cols, x, dy, dw)
+    }
+    /// y[n][rows] = x[n][cols] · Wᵀ for a quantized W (only `Dense::<f32>::quantized` makes
+    /// one, so only f32 overrides this).
+    fn quant_forward(_w: &QWeight, _x: &[Self], _y: &mut [Self]) {
+        unreachable!("quantized base matrices are f32 only")
+    }
+    /// dx[n][cols] += dy[n][rows] · W for a quantized W (f32 only, as above).
+    fn quant_backward_x(_w: &QWeight, _dy: &[Self], _dx: &mut [Self]) {
+        unreachable!("quantized base matrices are f32 only")
     }
 }
 
@@ -110,6 +121,14 @@ impl_float!(
     fn linear_backward_w(rows: usize, cols: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         let n = x.len() / cols.max(1);
         ondo_model::grad::weight_grad(rows, cols, x, dy, n, dw)
+    },
+    fn quant_forward(w: &QWeight, x: &[f32], y: &mut [f32]) {
+        let n = x.len() / w.cols.max(1);
+        ondo_model::grad::quant_forward(w, x, n, y)
+    },
+    fn quant_backward_x(w: &QWeight, dy: &[f32], dx: &mut [f32]) {
+        let n = dy.len() / w.rows.max(1);
+        ondo_model::grad::matmul_t(w, dy, n, dx)
     }
 );
 impl_float!(f64);

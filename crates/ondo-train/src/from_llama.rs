@@ -1,5 +1,6 @@
-//! The bridge to inference: a training [`Model`] from a loaded [`LlamaModel`] (its frozen
-//! weights dequantized to f32, the same values inference multiplies by), and trained adapters
+//! The bridge to inference: a training [`Model`] from a loaded [`LlamaModel`] (its block
+//! matrices kept quantized, multiplied by the inference kernels, or dequantized to f32, the
+//! same values inference multiplies by; embedding and norms always f32), and trained adapters
 //! as `ondo_model::lora::LoraDelta`s (A [r][in], B [out][r], scale alpha/r: the layout both
 //! sides share), ready for the GGUF and PEFT adapter writers.
 
@@ -19,9 +20,22 @@ fn dense(w: &QWeight) -> Dense<f32> {
     Dense::new(w.rows, w.cols, v)
 }
 
-/// A training model holding `m`'s weights as f32, for sequences of up to `max_seq` tokens.
-/// Tied output projections stay tied. RoPE scaling (Llama 3.1) is not supported yet.
-pub fn model_from_llama(m: &LlamaModel, max_seq: usize) -> Result<Model<f32>, TrainError> {
+/// How the training model holds the base's block matrices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseWeights {
+    /// As inference holds them (QLoRA-style): frozen, for LoRA training.
+    Quantized,
+    /// Dequantized to f32: needed to train them (full fine-tuning).
+    F32,
+}
+
+/// A training model from `m`'s weights, for sequences of up to `max_seq` tokens. Tied output
+/// projections stay tied. RoPE scaling (Llama 3.1) is not supported yet.
+pub fn model_from_llama(
+    m: &LlamaModel,
+    max_seq: usize,
+    base: BaseWeights,
+) -> Result<Model<f32>, TrainError> {
     let c = &m.config;
     if c.rope_scaling.is_some() {
         return Err(TrainError::Config(
@@ -43,9 +57,13 @@ pub fn model_from_llama(m: &LlamaModel, max_seq: usize) -> Result<Model<f32>, Tr
             rope_base: f64::from(c.rope_base),
         },
     };
-    let embd = dense(&m.token_embd);
-    let out = dense(&m.output);
-    let tied = out == embd;
+    let mat = |w: &QWeight| match base {
+        BaseWeights::Quantized => Dense::quantized(w.clone()),
+        BaseWeights::F32 => dense(w),
+    };
+    let tied = m.output.bytes() == m.token_embd.bytes() && m.output.dtype == m.token_embd.dtype;
+    let embd = mat(&m.token_embd);
+    let out = mat(&m.output);
     let weights = ModelWeights {
         embd,
         blocks: m
@@ -53,14 +71,14 @@ pub fn model_from_llama(m: &LlamaModel, max_seq: usize) -> Result<Model<f32>, Tr
             .iter()
             .map(|l| BlockWeights {
                 attn_norm: l.attn_norm.clone(),
-                wq: dense(&l.wq),
-                wk: dense(&l.wk),
-                wv: dense(&l.wv),
-                wo: dense(&l.wo),
+                wq: mat(&l.wq),
+                wk: mat(&l.wk),
+                wv: mat(&l.wv),
+                wo: mat(&l.wo),
                 ffn_norm: l.ffn_norm.clone(),
-                w_gate: dense(&l.w_gate),
-                w_up: dense(&l.w_up),
-                w_down: dense(&l.w_down),
+                w_gate: mat(&l.w_gate),
+                w_up: mat(&l.w_up),
+                w_down: mat(&l.w_down),
             })
             .collect(),
         norm: m.output_norm.clone(),

@@ -77,6 +77,16 @@ impl<F: Float> ModelWeights<F> {
         m
     }
 
+    /// Whether some matrix is a quantized base (which cannot train).
+    pub fn is_quantized(&self) -> bool {
+        self.embd.is_quantized()
+            || self.output().is_quantized()
+            || self
+                .blocks
+                .iter()
+                .any(|b| Target::ALL.iter().any(|&t| b.proj(t).is_quantized()))
+    }
+
     /// Every weight as a flat slice, in the order of [`ModelWeights::tensors_mut`].
     pub fn tensors(&self) -> Vec<&[F]> {
         let mut t = vec![&self.embd.w[..]];

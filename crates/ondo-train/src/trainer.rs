@@ -110,6 +110,11 @@ impl TrainState {
         if config.grad_accum == 0 {
             return Err(TrainError::Config("grad_accum must be at least 1".into()));
         }
+        if config.full && weights.is_quantized() {
+            return Err(TrainError::Config(
+                "full fine-tuning needs f32 weights, not a quantized base".into(),
+            ));
+        }
         let mut lens: Vec<usize> = lora.tensors_mut().iter().map(|t| t.len()).collect();
         let mut decay = vec![true; lens.len()];
         if config.full {

@@ -352,6 +352,10 @@ pub struct FinetuneArgs {
     /// its dequantized values) and -o names the new model, a .gguf.
     #[arg(long)]
     pub full: bool,
+    /// LoRA on the base dequantized to f32 (about 4x its memory) instead of on the quantized
+    /// matrices inference uses.
+    #[arg(long)]
+    pub f32_base: bool,
     /// With --full: the type of the written matrices (f32, f16, bf16, q8_0, q5_1, q5_0, q4_1,
     /// q4_0); norms stay f32.
     #[arg(long = "type", default_value = "f32")]

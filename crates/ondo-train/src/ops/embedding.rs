@@ -8,7 +8,7 @@ use crate::Float;
 pub fn forward<F: Float>(e: &Dense<F>, tokens: &[u32], x: &mut [F]) {
     assert_eq!(x.len(), tokens.len() * e.cols);
     for (&t, xr) in tokens.iter().zip(x.chunks_exact_mut(e.cols)) {
-        xr.copy_from_slice(e.row(t as usize));
+        e.row_into(t as usize, xr);
     }
 }
 

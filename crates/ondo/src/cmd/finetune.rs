@@ -1,6 +1,6 @@
-//! `ondo finetune`: training on the CPU. The base's weights are dequantized to f32
-//! (`ondo_train::from_llama`); LoRA adapters train on the frozen base, or with `--full` every
-//! weight trains, with AdamW (warm-up, cosine decay, clipping at norm 1, gradient
+//! `ondo finetune`: training on the CPU (`ondo_train::from_llama`). LoRA adapters train on
+//! the frozen base, kept quantized and multiplied by the inference kernels (QLoRA-style;
+//! `--f32-base` dequantizes it), or with `--full` every weight trains in f32, with AdamW (warm-up, cosine decay, clipping at norm 1, gradient
 //! accumulation), one sequence per micro-batch. Progress goes to stderr (loss, learning rate,
 //! tokens/s, ETA), the held-out loss after every epoch; the adapter is written as llama.cpp's
 //! GGUF adapter or as PEFT, ready for `--lora`, a fully trained model as a GGUF with the base's
@@ -15,7 +15,7 @@ use ondo_formats::{GgufFile, GgufWriter, Value};
 use ondo_kernels::DType;
 use ondo_train::checkpoint;
 use ondo_train::data::{Dataset, Encoder};
-use ondo_train::from_llama::{lora_deltas, model_from_llama, named_weights};
+use ondo_train::from_llama::{lora_deltas, model_from_llama, named_weights, BaseWeights};
 use ondo_train::optim::{AdamWConfig, Schedule};
 use ondo_train::{Model, ModelLora, ModelWeights, Target, TrainConfig, TrainState};
 
@@ -70,7 +70,12 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         bail!("the training data has no examples");
     }
     let val = a.val.as_deref().map(read).transpose()?;
-    let mut model = model_from_llama(&l.model, ctx)?;
+    let base = if a.full || a.f32_base {
+        BaseWeights::F32
+    } else {
+        BaseWeights::Quantized
+    };
+    let mut model = model_from_llama(&l.model, ctx, base)?;
     let n = train.examples.len() as u64;
     let per_epoch = n.div_ceil(a.grad_accum as u64);
     let total = a.max_steps.unwrap_or(per_epoch * a.epochs).max(1);
