@@ -8,6 +8,9 @@
 //!   out = h + swiglu(xn2 Wgateᵀ, xn2 Wupᵀ) Wdownᵀ
 //!
 //! The backward runs the same lines bottom-up; every gradient is added (see `ops`).
+//!
+//! The rows of x may be several sequences one after another (a batch): the projections, norms
+//! and MLP take all rows at once, RoPE and attention run per sequence, each from position pos0.
 
 use crate::ops::attention;
 use crate::ops::linear::{self, Dense};
@@ -18,9 +21,11 @@ use crate::ops::swiglu;
 use crate::params::{BlockConfig, BlockLora, BlockWeights, Target};
 use crate::Float;
 
-/// What the forward keeps for the backward. n tokens from position pos0.
+/// What the forward keeps for the backward. n tokens: sequences of `lens` tokens, each from
+/// position pos0.
 pub struct BlockActs<F> {
     pub n: usize,
+    pub lens: Vec<usize>,
     pub pos0: usize,
     /// block input [n][dim]
     pub x: Vec<F>,
@@ -31,7 +36,7 @@ pub struct BlockActs<F> {
     pub q: Vec<F>,
     pub k: Vec<F>,
     pub v: Vec<F>,
-    /// [n_heads][n][n]
+    /// per sequence of m tokens, [n_heads][m][m], one after another
     pub probs: Vec<F>,
     /// attention output [n][q_dim]
     pub att: Vec<F>,
@@ -84,18 +89,37 @@ fn proj_backward<F: Float>(
     }
 }
 
-/// x: [n][dim], tokens at positions pos0.. → (out: [n][dim], activations).
+/// Each sequence of `lens` (summing to n) as (first row, length, offset of its attention
+/// probabilities).
+fn sequences(lens: &[usize], n_heads: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let (mut row, mut p) = (0, 0);
+    lens.iter().map(move |&m| {
+        let at = (row, m, p);
+        row += m;
+        p += n_heads * m * m;
+        at
+    })
+}
+
+/// x: [n][dim], sequences of `lens` tokens one after another, each at positions pos0.. →
+/// (out: [n][dim], activations).
 pub fn block_forward<F: Float>(
     c: &BlockConfig,
     rope: &RopeTable<F>,
     w: &BlockWeights<F>,
     l: &BlockLora<F>,
     x: &[F],
+    lens: &[usize],
     pos0: usize,
 ) -> (Vec<F>, BlockActs<F>) {
     let (dim, s) = (c.dim, c.attn());
     let n = x.len() / dim;
     assert!(n > 0 && x.len() == n * dim);
+    assert_eq!(
+        lens.iter().sum::<usize>(),
+        n,
+        "the sequences' lengths add up to n"
+    );
     assert!(rope.head_dim == c.head_dim && rope.rope_dim == c.rope_dim);
     let eps = F::from_f64(c.eps);
     // y = projection t of x (+ its adapter), the adapter's x Aᵀ kept in xa[t]
@@ -112,11 +136,17 @@ pub fn block_forward<F: Float>(
     let mut q = proj(Target::Q, &xn1);
     let mut k = proj(Target::K, &xn1);
     let v = proj(Target::V, &xn1);
-    rope.forward(&mut q, s.q_dim(), pos0);
-    rope.forward(&mut k, s.kv_dim(), pos0);
-    let mut att = vec![F::ZERO; n * s.q_dim()];
-    let mut probs = vec![F::ZERO; s.n_heads * n * n];
-    attention::forward(s, &q, &k, &v, &mut att, &mut probs);
+    let (qd, kvd) = (s.q_dim(), s.kv_dim());
+    let mut att = vec![F::ZERO; n * qd];
+    let n_probs: usize = lens.iter().map(|&m| s.n_heads * m * m).sum();
+    let mut probs = vec![F::ZERO; n_probs];
+    for (r, m, p) in sequences(lens, s.n_heads) {
+        let (qr, kr) = (r * qd..(r + m) * qd, r * kvd..(r + m) * kvd);
+        rope.forward(&mut q[qr.clone()], qd, pos0);
+        rope.forward(&mut k[kr.clone()], kvd, pos0);
+        let pr = &mut probs[p..p + s.n_heads * m * m];
+        attention::forward(s, &q[qr.clone()], &k[kr.clone()], &v[kr], &mut att[qr], pr);
+    }
     let o = proj(Target::O, &att);
     let h: Vec<F> = x.iter().zip(&o).map(|(&a, &b)| a + b).collect();
 
@@ -132,6 +162,7 @@ pub fn block_forward<F: Float>(
 
     let acts = BlockActs {
         n,
+        lens: lens.to_vec(),
         pos0,
         x: x.to_vec(),
         r1,
@@ -203,13 +234,18 @@ pub fn block_backward<F: Float>(
     // attention: h = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rmsnorm(x)
     let mut datt = vec![F::ZERO; n * s.q_dim()];
     b.proj(Target::O, &a.att, &dh, &mut datt);
-    let mut dq = vec![F::ZERO; n * s.q_dim()];
-    let (mut dk, mut dv) = (vec![F::ZERO; n * s.kv_dim()], vec![F::ZERO; n * s.kv_dim()]);
-    attention::backward(
-        s, &a.q, &a.k, &a.v, &a.probs, &datt, &mut dq, &mut dk, &mut dv,
-    );
-    rope.backward(&mut dq, s.q_dim(), a.pos0);
-    rope.backward(&mut dk, s.kv_dim(), a.pos0);
+    let (qd, kvd) = (s.q_dim(), s.kv_dim());
+    let mut dq = vec![F::ZERO; n * qd];
+    let (mut dk, mut dv) = (vec![F::ZERO; n * kvd], vec![F::ZERO; n * kvd]);
+    for (r, m, p) in sequences(&a.lens, s.n_heads) {
+        let (qr, kr) = (r * qd..(r + m) * qd, r * kvd..(r + m) * kvd);
+        let (q, k, v) = (&a.q[qr.clone()], &a.k[kr.clone()], &a.v[kr.clone()]);
+        let probs = &a.probs[p..p + s.n_heads * m * m];
+        let (dqs, dks, dvs) = (&mut dq[qr.clone()], &mut dk[kr.clone()], &mut dv[kr]);
+        attention::backward(s, q, k, v, probs, &datt[qr], dqs, dks, dvs);
+        rope.backward(dqs, qd, a.pos0);
+        rope.backward(dks, kvd, a.pos0);
+    }
     let mut dxn1 = vec![F::ZERO; n * dim];
     b.proj(Target::Q, &a.xn1, &dq, &mut dxn1);
     b.proj(Target::K, &a.xn1, &dk, &mut dxn1);

@@ -382,8 +382,8 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         .schedule
         .validate()
         .map_err(|e| CheckpointError::Header(e.to_string()))?;
-    if h.config.grad_accum == 0 {
-        return bad("grad_accum 0".into());
+    if h.config.grad_accum == 0 || h.config.batch == 0 {
+        return bad("grad_accum or batch 0".into());
     }
     let state = TrainState {
         config: h.config,

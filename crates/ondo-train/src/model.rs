@@ -1,5 +1,6 @@
 //! A whole Llama model for training: embedding → blocks → final RMSNorm → output projection →
-//! masked cross-entropy, with one call for the loss and one for loss + gradients.
+//! masked cross-entropy, with one call for the loss and one for loss + gradients (of one
+//! sequence, or of a batch of them in one pass).
 //!
 //!   x0 = E[tokens]                       [n][dim]
 //!   x_{l+1} = block_l(x_l)               [n][dim]
@@ -7,6 +8,7 @@
 //!   loss = mean over masked t of -log softmax(logits_t)[target_t]
 
 use crate::block::{block_backward, block_forward};
+use crate::data::Example;
 use crate::ops::linear::{self, Dense};
 use crate::ops::rope::RopeTable;
 use crate::ops::{cross_entropy, embedding, rmsnorm};
@@ -232,11 +234,14 @@ impl<F: Float> Model<F> {
         tokens: &[u32],
         targets: &[u32],
         mask: &[bool],
+        lens: &[usize],
     ) -> Result<(), TrainError> {
         let (n, c) = (tokens.len(), &self.config);
-        if n == 0 || n > c.max_seq || targets.len() != n || mask.len() != n {
+        let longest = lens.iter().copied().max().unwrap_or(0);
+        let lens_ok = lens.iter().all(|&m| m > 0) && lens.iter().sum::<usize>() == n;
+        if n == 0 || longest > c.max_seq || !lens_ok || targets.len() != n || mask.len() != n {
             let m = format!(
-                "{n} tokens, {} targets, {} mask (max_seq {})",
+                "{n} tokens in sequences of {lens:?}, {} targets, {} mask (max_seq {})",
                 targets.len(),
                 mask.len(),
                 c.max_seq
@@ -269,7 +274,27 @@ impl<F: Float> Model<F> {
         targets: &[u32],
         mask: &[bool],
     ) -> Result<F, TrainError> {
-        self.run(lora, tokens, targets, mask, None)
+        self.run(lora, tokens, targets, mask, &[tokens.len()], None)
+    }
+
+    /// [`Model::forward_backward`] over a batch of sequences in one pass (their rows side by
+    /// side in every product, attention within each): the loss is the mean over the masked
+    /// tokens of all of them.
+    pub fn forward_backward_batch(
+        &self,
+        lora: &ModelLora<F>,
+        batch: &[&Example],
+        lora_grad: &mut ModelLora<F>,
+        full: Option<&mut ModelWeights<F>>,
+    ) -> Result<F, TrainError> {
+        let lens: Vec<usize> = batch.iter().map(|e| e.tokens.len()).collect();
+        let cat = |f: fn(&Example) -> &[u32]| -> Vec<u32> {
+            batch.iter().flat_map(|e| f(e).iter().copied()).collect()
+        };
+        let (tokens, targets) = (cat(|e| &e.tokens), cat(|e| &e.targets));
+        let mask: Vec<bool> = batch.iter().flat_map(|e| e.mask.iter().copied()).collect();
+        let grads = Some((lora_grad, full));
+        self.run(lora, &tokens, &targets, &mask, &lens, grads)
     }
 
     /// The loss, adding d loss / d adapters into `lora_grad` (same shape as `lora`) and, if
@@ -283,19 +308,22 @@ impl<F: Float> Model<F> {
         lora_grad: &mut ModelLora<F>,
         full: Option<&mut ModelWeights<F>>,
     ) -> Result<F, TrainError> {
-        self.run(lora, tokens, targets, mask, Some((lora_grad, full)))
+        let lens = [tokens.len()];
+        self.run(lora, tokens, targets, mask, &lens, Some((lora_grad, full)))
     }
 
-    /// The forward, then the backward when `grads` holds the gradient holders.
+    /// The forward, then the backward when `grads` holds the gradient holders; the rows are
+    /// sequences of `lens` tokens.
     fn run(
         &self,
         lora: &ModelLora<F>,
         tokens: &[u32],
         targets: &[u32],
         mask: &[bool],
+        lens: &[usize],
         grads: Option<(&mut ModelLora<F>, Option<&mut ModelWeights<F>>)>,
     ) -> Result<F, TrainError> {
-        self.check_batch(lora, tokens, targets, mask)?;
+        self.check_batch(lora, tokens, targets, mask, lens)?;
         if let Some((lg, full)) = &grads {
             let same = |a: &BlockLora<F>, b: &BlockLora<F>| {
                 Target::ALL.iter().all(|&t| match (a.get(t), b.get(t)) {
@@ -324,7 +352,7 @@ impl<F: Float> Model<F> {
         embedding::forward(&w.embd, tokens, &mut x);
         let mut acts = Vec::with_capacity(w.blocks.len());
         for (bw, bl) in w.blocks.iter().zip(&lora.blocks) {
-            let (out, a) = block_forward(c, &self.rope, bw, bl, &x, 0);
+            let (out, a) = block_forward(c, &self.rope, bw, bl, &x, lens, 0);
             acts.push(a);
             x = out;
         }

@@ -21,8 +21,12 @@ use serde::{Deserialize, Serialize};
 pub struct TrainConfig {
     pub adamw: AdamWConfig,
     pub schedule: Schedule,
-    /// Micro-batches (one sequence each) summed before one optimizer step.
+    /// Micro-batches summed before one optimizer step.
     pub grad_accum: usize,
+    /// Sequences per micro-batch, run side by side in one pass (its loss: the mean over their
+    /// trained tokens).
+    #[serde(default = "one")]
+    pub batch: usize,
     /// Global-norm clipping of the averaged gradients; None: no clipping.
     pub max_grad_norm: Option<f64>,
     /// Seeds the data order (and the RNG's start).
@@ -30,6 +34,10 @@ pub struct TrainConfig {
     /// Every weight of the model trains too (full fine-tuning).
     #[serde(default)]
     pub full: bool,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Where the data stream stands: `index` examples of epoch `epoch`'s order are consumed.
@@ -107,8 +115,10 @@ impl TrainState {
         weights: &ModelWeights<f32>,
     ) -> Result<TrainState, TrainError> {
         config.schedule.validate()?;
-        if config.grad_accum == 0 {
-            return Err(TrainError::Config("grad_accum must be at least 1".into()));
+        if config.grad_accum == 0 || config.batch == 0 {
+            return Err(TrainError::Config(
+                "grad_accum and batch must be at least 1".into(),
+            ));
         }
         if config.full && weights.is_quantized() {
             return Err(TrainError::Config(
@@ -131,9 +141,9 @@ impl TrainState {
         })
     }
 
-    /// One optimizer step: the next `grad_accum` examples of the data order (crossing into the
-    /// next epoch as needed), their gradients summed, then [`AdamW::apply`] at the schedule's
-    /// learning rate.
+    /// One optimizer step: `grad_accum` micro-batches of the next `batch` examples each of the
+    /// data order (crossing into the next epoch as needed), their gradients summed, then
+    /// [`AdamW::apply`] at the schedule's learning rate.
     pub fn step(
         &mut self,
         model: &mut Model<f32>,
@@ -150,25 +160,22 @@ impl TrainState {
         let mut order = epoch_order(self.config.seed, self.pos.epoch, data.len());
         let (mut loss, mut tokens) = (0.0f64, 0usize);
         for _ in 0..self.config.grad_accum {
-            if self.pos.index as usize >= data.len() {
-                self.pos = DataPos {
-                    epoch: self.pos.epoch + 1,
-                    index: 0,
-                };
-                order = epoch_order(self.config.seed, self.pos.epoch, data.len());
+            let mut batch = Vec::with_capacity(self.config.batch);
+            for _ in 0..self.config.batch {
+                if self.pos.index as usize >= data.len() {
+                    self.pos = DataPos {
+                        epoch: self.pos.epoch + 1,
+                        index: 0,
+                    };
+                    order = epoch_order(self.config.seed, self.pos.epoch, data.len());
+                }
+                batch.push(&data[order[self.pos.index as usize]]);
+                self.pos.index += 1;
             }
-            let ex = &data[order[self.pos.index as usize]];
-            let l = model.forward_backward(
-                &self.lora,
-                &ex.tokens,
-                &ex.targets,
-                &ex.mask,
-                &mut grad,
-                full_grad.as_mut(),
-            )?;
+            let l =
+                model.forward_backward_batch(&self.lora, &batch, &mut grad, full_grad.as_mut())?;
             loss += f64::from(l);
-            tokens += ex.tokens.len();
-            self.pos.index += 1;
+            tokens += batch.iter().map(|e| e.tokens.len()).sum::<usize>();
         }
         let lr = self.config.schedule.lr(self.opt.step);
         let c = &self.config;

@@ -64,6 +64,7 @@ fn fresh_run(m: &Model<f32>, full: bool) -> TrainState {
             total: 8,
         },
         grad_accum: 2,
+        batch: if full { 2 } else { 1 },
         max_grad_norm: Some(0.5),
         seed: 5,
         full,

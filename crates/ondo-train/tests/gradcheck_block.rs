@@ -1,12 +1,14 @@
 //! The whole Llama block and the tiny model against f64 finite differences: the block's dx,
 //! every LoRA A/B and every weight (full fine-tuning) under L = Σ c·block(x); the model's
 //! masked cross-entropy with respect to every adapter and every weight, tied and untied
-//! output. Then the f32 instantiation against f64, the errors a batch can carry, and a few
-//! steps of SGD that lower the loss. Error measure and bound: `common/mod.rs`.
+//! output; a batch of sequences in one pass against the sequences alone. Then the f32
+//! instantiation against f64, the errors a batch can carry, and a few steps of SGD that lower
+//! the loss. Error measure and bound: `common/mod.rs`.
 
 mod common;
 
 use common::{check, check_zero, dotc, numeric, numeric_tensors, rand, Rng};
+use ondo_train::data::Example;
 use ondo_train::ops::rope::RopeTable;
 use ondo_train::{
     block_backward, block_forward, BlockConfig, BlockLora, BlockWeights, Model, ModelConfig,
@@ -84,20 +86,26 @@ fn block_grads() {
     let c = block_cfg();
     let rope = RopeTable::<f64>::new(c.head_dim, c.rope_dim, c.rope_base, 16);
     let all = Target::ALL;
-    // (tokens, first position, adapters): 5 tokens with LoRA everywhere; one token at
-    // position 3 (q and k then cannot matter: one key, softmax 1); LoRA on q and v only.
-    let cases: [(usize, usize, &[Target]); 3] =
-        [(5, 0, &all), (1, 3, &all), (5, 2, &[Target::Q, Target::V])];
-    for (n, pos0, targets) in cases {
-        let what = format!("block n={n} pos0={pos0}");
+    // (sequence lengths, first position, adapters): 5 tokens with LoRA everywhere; one token
+    // at position 3 (q and k then cannot matter: one key, softmax 1); LoRA on q and v only;
+    // a batch of three sequences side by side.
+    let cases: [(&[usize], usize, &[Target]); 4] = [
+        (&[5], 0, &all),
+        (&[1], 3, &all),
+        (&[5], 2, &[Target::Q, Target::V]),
+        (&[2, 3, 1], 1, &all),
+    ];
+    for (lens, pos0, targets) in cases {
+        let n: usize = lens.iter().sum();
+        let what = format!("block lens={lens:?} pos0={pos0}");
         let mut w = BlockWeights::<f64>::random(&c, 1);
         let mut l = lora_random_b(&c, targets, 2);
         let (x, cout) = (rand(n * c.dim, 3), rand(n * c.dim, 4));
         let loss = |w: &BlockWeights<f64>, l: &BlockLora<f64>, x: &[f64]| {
-            dotc(&cout, &block_forward(&c, &rope, w, l, x, pos0).0)
+            dotc(&cout, &block_forward(&c, &rope, w, l, x, lens, pos0).0)
         };
 
-        let (_, acts) = block_forward(&c, &rope, &w, &l, &x, pos0);
+        let (_, acts) = block_forward(&c, &rope, &w, &l, &x, lens, pos0);
         let (mut lg, mut full) = (l.zeros_like(), w.zeros_like());
         let dx = block_backward(&c, &rope, &w, &l, &acts, &cout, &mut lg, Some(&mut full));
 
@@ -132,17 +140,17 @@ fn block_at_peft_init_has_zero_da() {
     let w = BlockWeights::<f64>::random(&c, 5);
     let mut l = BlockLora::<f64>::new(&c, &Target::ALL, 2, 4.0, 6);
     let (x, cout) = (rand(5 * c.dim, 7), rand(5 * c.dim, 8));
-    let (out, acts) = block_forward(&c, &rope, &w, &l, &x, 0);
+    let (out, acts) = block_forward(&c, &rope, &w, &l, &x, &[5], 0);
     assert_eq!(
         out,
-        block_forward(&c, &rope, &w, &BlockLora::none(), &x, 0).0
+        block_forward(&c, &rope, &w, &BlockLora::none(), &x, &[5], 0).0
     );
     let mut lg = l.zeros_like();
     block_backward(&c, &rope, &w, &l, &acts, &cout, &mut lg, None);
     let nl = numeric_tensors(
         &mut l,
         |l| l.tensors_mut(),
-        |l| dotc(&cout, &block_forward(&c, &rope, &w, l, &x, 0).0),
+        |l| dotc(&cout, &block_forward(&c, &rope, &w, l, &x, &[5], 0).0),
     );
     check_all(
         "block peft-init",
@@ -209,6 +217,49 @@ fn model_grads() {
         }
         check_all(&what, &names, full.tensors_mut(), &nw, &[]);
     }
+}
+
+#[test]
+fn a_batch_is_its_sequences_weighted_by_their_trained_tokens() {
+    // One pass over [a, b] = a and b alone, combined by their masked-token counts: the loss
+    // and every gradient, to f64 rounding.
+    let c = model_cfg();
+    let m = Model::new(c.clone(), ModelWeights::<f64>::random(&c, false, 40)).unwrap();
+    let l = model_lora(&c);
+    let a = Example {
+        tokens: TOKENS.to_vec(),
+        targets: TARGETS.to_vec(),
+        mask: MASK.to_vec(),
+    };
+    let b = Example {
+        tokens: vec![4, 4, 9],
+        targets: vec![4, 9, 2],
+        mask: vec![true, false, true],
+    };
+    let run = |batch: &[&Example]| {
+        let (mut lg, mut full) = (l.zeros_like(), m.weights.zeros_like());
+        let loss = m
+            .forward_backward_batch(&l, batch, &mut lg, Some(&mut full))
+            .unwrap();
+        let mut g: Vec<f64> = Vec::new();
+        for t in lg.tensors_mut().into_iter().chain(full.tensors_mut()) {
+            g.extend(t.iter());
+        }
+        (loss, g)
+    };
+    let ((la, ga), (lb, gb), (lab, gab)) = (run(&[&a]), run(&[&b]), run(&[&a, &b]));
+    let (wa, wb) = (3.0 / 5.0, 2.0 / 5.0);
+    assert!((lab - (wa * la + wb * lb)).abs() < 1e-12, "{lab} {la} {lb}");
+    let want: Vec<f64> = ga.iter().zip(&gb).map(|(x, y)| wa * x + wb * y).collect();
+    let e = common::err(&gab, &want);
+    eprintln!("batch vs weighted sequences: worst gradient err {e:.1e}");
+    assert!(e < 1e-9, "{e}");
+    // the single-sequence call is the batch of one
+    let (mut lg, mut full) = (l.zeros_like(), m.weights.zeros_like());
+    let one = m
+        .forward_backward(&l, &a.tokens, &a.targets, &a.mask, &mut lg, Some(&mut full))
+        .unwrap();
+    assert_eq!(one, la);
 }
 
 /// Worst relative difference of an f32 result from the f64 one (same measure as the checks).

@@ -329,7 +329,12 @@ pub struct FinetuneArgs {
     pub warmup: u64,
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    /// Sequences per optimizer step (gradient accumulation).
+    /// Sequences per micro-batch, run side by side in one pass, their loss the mean over all
+    /// their trained tokens (more memory; on 2 cores no faster than --grad-accum).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Micro-batches per optimizer step (gradient accumulation): a step sees batch × grad-accum
+    /// sequences.
     #[arg(long, default_value_t = 4)]
     pub grad_accum: usize,
     /// Longest training sequence in tokens (longer ones are cut).

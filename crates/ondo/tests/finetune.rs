@@ -174,6 +174,8 @@ fn full_finetune_of_an_upscaled_model_lowers_its_loss_and_writes_a_model_that_ru
         "64",
         "--grad-accum",
         "1",
+        "--batch",
+        "2",
         "--lr",
         "3e-4",
         "--warmup",

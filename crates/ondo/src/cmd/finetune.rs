@@ -33,8 +33,8 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     } else {
         None
     };
-    if a.lora_rank == 0 || a.lora_rank > 256 || a.grad_accum == 0 || a.ctx < 2 {
-        bail!("--lora-rank must be 1..=256, --grad-accum at least 1, --ctx at least 2");
+    if a.lora_rank == 0 || a.lora_rank > 256 || a.grad_accum == 0 || a.batch == 0 || a.ctx < 2 {
+        bail!("--lora-rank must be 1..=256, --batch and --grad-accum at least 1, --ctx at least 2");
     }
     let targets = parse_targets(&a.targets)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
@@ -77,7 +77,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     };
     let mut model = model_from_llama(&l.model, ctx, base)?;
     let n = train.examples.len() as u64;
-    let per_epoch = n.div_ceil(a.grad_accum as u64);
+    let per_epoch = n.div_ceil(a.grad_accum as u64 * a.batch as u64);
     let total = a.max_steps.unwrap_or(per_epoch * a.epochs).max(1);
     let mut state = match &a.resume {
         Some(p) => {
@@ -108,6 +108,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
                     total,
                 },
                 grad_accum: a.grad_accum,
+                batch: a.batch,
                 max_grad_norm: Some(1.0),
                 seed: a.seed,
                 full: a.full,
@@ -133,7 +134,8 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     };
     eprintln!(
         "ondo: {n} examples ({trained} trained tokens), {total} steps of {} sequences, {what} of {} layers",
-        a.grad_accum, model.config.n_layers
+        state.config.grad_accum * state.config.batch,
+        model.config.n_layers
     );
     if let Some(v) = &val {
         eprintln!(
