@@ -1,6 +1,7 @@
 //! Decode throughput with N sequences: the bare batched forward pass against the engine (with
-//! sampling and events), on the default model. `cargo run --release -p ondo-engine --example
-//! batch_decode -- [N] [STEPS]`.
+//! sampling and events), on the default model, under the server's numerics (BlockSums; set
+//! ONDO_NUMERICS=llamacpp for ggml's exact row dots). `cargo run --release -p ondo-engine
+//! --example batch_decode -- [N] [STEPS]`.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -31,7 +32,12 @@ fn main() {
     let steps = args.get(1).copied().unwrap_or(64);
     let path = ondo_formats::testdata::cached_default_model().expect("run `ondo pull` first");
     let file = Arc::new(GgufFile::open(&path).unwrap());
-    let model = Arc::new(ondo_model::load_model(&file).unwrap());
+    let mut model = ondo_model::load_model(&file).unwrap();
+    model.numerics = match std::env::var("ONDO_NUMERICS").as_deref() {
+        Ok("llamacpp") => ondo_model::Numerics::LlamaCpp,
+        _ => ondo_model::Numerics::BlockSums,
+    };
+    let model = Arc::new(model);
     let tok = Arc::new(ondo_text::tokenizer_from_gguf(file.metadata()).unwrap());
     let prompt = tok.encode("1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", true);
 

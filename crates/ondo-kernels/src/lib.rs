@@ -42,6 +42,7 @@ mod q8k_gemm;
 mod q8k_gemm_avx2;
 pub mod quant;
 pub mod rows8;
+pub mod rows8_sums;
 pub mod rows_axpy;
 
 pub use actq::{act_rounding, round_activations, ActRounding};

@@ -55,11 +55,11 @@ pub(crate) fn attend(
         );
         scores_lanes8(qh, keys, hd, scale, scores);
         match numerics {
-            Numerics::LlamaCpp => softmax_ggml(scores),
+            Numerics::LlamaCpp | Numerics::BlockSums => softmax_ggml(scores),
             Numerics::Exact => ondo_kernels::softmax_inplace(scores),
         }
         round_f16(scores, numerics);
-        if numerics == Numerics::LlamaCpp {
+        if numerics.llama_cpp() {
             weighted_sum_lanes8(out, scores, vals, hd);
         } else {
             weighted_sum_seq(out, scores, vals, hd);
@@ -110,7 +110,7 @@ pub(crate) fn attend_decode<'k>(
                 scores_group(qg, hd, keys, hd, scale, &mut scores);
                 for sh in scores.chunks_exact_mut(len) {
                     match numerics {
-                        Numerics::LlamaCpp => softmax_ggml(sh),
+                        Numerics::LlamaCpp | Numerics::BlockSums => softmax_ggml(sh),
                         Numerics::Exact => ondo_kernels::softmax_inplace(sh),
                     }
                     round_f16(sh, numerics);

@@ -16,6 +16,19 @@ pub enum Numerics {
     /// Everything in f32: slightly more accurate, and deterministic enough to compare fast
     /// paths with the reference tightly.
     Exact,
+    /// llama.cpp's numerics but for Q4_1/Q8_0 products, which sum each block's integer
+    /// products exactly and round once per block (`ondo_kernels::rows8_sums`) for every token
+    /// count: about twice the batched throughput, results within rounding of `LlamaCpp`, and
+    /// each sequence's result independent of the batch. What the server runs.
+    BlockSums,
+}
+
+impl Numerics {
+    /// Whether activations, attention and the MLP follow llama.cpp's rounding (everything but
+    /// `Exact`).
+    pub fn llama_cpp(self) -> bool {
+        self != Numerics::Exact
+    }
 }
 
 /// Llama 3.1-style frequency-dependent RoPE scaling (`rope_freqs` factors), or linear scaling.

@@ -122,7 +122,7 @@ impl KvCache {
 
 /// `x` rounded in place to f16 precision under `Numerics::LlamaCpp`.
 pub(crate) fn round_f16(x: &mut [f32], numerics: Numerics) {
-    if numerics == Numerics::LlamaCpp {
+    if numerics.llama_cpp() {
         ondo_kernels::attn::round_to_f16(x);
     }
 }

@@ -298,7 +298,9 @@ impl LlamaModel {
                 rows,
             );
             match self.numerics {
-                Numerics::LlamaCpp => ondo_kernels::ggml_math::swiglu_ggml(&mut *gate, up),
+                Numerics::LlamaCpp | Numerics::BlockSums => {
+                    ondo_kernels::ggml_math::swiglu_ggml(&mut *gate, up)
+                }
                 Numerics::Exact => gate
                     .iter_mut()
                     .zip(up.iter())

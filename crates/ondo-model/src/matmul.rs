@@ -3,7 +3,9 @@
 //! Under `Numerics::LlamaCpp` the activations are first brought to llama.cpp's precision for
 //! the weight's type: Q4_0/Q4_1/Q8_0 weights get 8-bit quantized activations and integer dots
 //! (`ondo_kernels::q8`), other types get `round_activations` and f32 dots. Under
-//! `Numerics::Exact` activations stay f32.
+//! `Numerics::Exact` activations stay f32. `Numerics::BlockSums` is `LlamaCpp` but for the
+//! repacked Q4_1/Q8_0 matrices, whose products use `ondo_kernels::rows8_sums` at every token
+//! count.
 //!
 //! Several tokens read each weight row once and dot it with every token, so a prompt reads the
 //! weights once, not once per token. One token (decoding) goes through [`matmul_group`], which
@@ -55,8 +57,8 @@ pub(crate) fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], num
     }
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    if w.packed().is_some() && numerics == Numerics::LlamaCpp {
-        return matmul_packed(&[w], x, n, &mut [out]);
+    if w.packed().is_some() && numerics.llama_cpp() {
+        return matmul_packed(&[w], x, n, &mut [out], numerics);
     }
     if uses_q8(w.dtype, numerics) {
         return matmul_q8(w, x, n, out);
@@ -70,7 +72,7 @@ pub(crate) fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], num
     let rounded;
     let x = match numerics {
         Numerics::Exact => x,
-        Numerics::LlamaCpp => {
+        Numerics::LlamaCpp | Numerics::BlockSums => {
             let mut xr = vec![0.0f32; x.len()];
             for (r, xs) in xr.chunks_exact_mut(w.cols).zip(x.chunks_exact(w.cols)) {
                 ondo_kernels::round_activations(w.dtype, xs, r);
@@ -90,11 +92,11 @@ pub(crate) fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], num
 }
 
 fn uses_q8(dtype: DType, numerics: Numerics) -> bool {
-    numerics == Numerics::LlamaCpp && ondo_kernels::has_q8_path(dtype)
+    numerics.llama_cpp() && ondo_kernels::has_q8_path(dtype)
 }
 
 fn uses_q8k(dtype: DType, numerics: Numerics) -> bool {
-    numerics == Numerics::LlamaCpp && ondo_kernels::has_q8k_path(dtype)
+    numerics.llama_cpp() && ondo_kernels::has_q8k_path(dtype)
 }
 
 /// 8-bit quantized activation blocks with integer dots against some weight types.
@@ -145,8 +147,8 @@ pub fn matmul_group(
         .all(|w| w.packed().is_some() && w.cols == ws[0].cols);
     if n == 1 {
         gemv_group(ws, x, outs, numerics);
-    } else if packed && numerics == Numerics::LlamaCpp && !ws.is_empty() {
-        matmul_packed(ws, x, n, outs);
+    } else if packed && numerics.llama_cpp() && !ws.is_empty() {
+        matmul_packed(ws, x, n, outs, numerics);
     } else {
         for (w, out) in ws.iter().zip(outs.iter_mut()) {
             matmul_base(w, x, n, out, numerics);
@@ -176,7 +178,7 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
         for (w, xr) in ws.iter().zip(s.xr.iter_mut()) {
             let rounding = match numerics {
                 Numerics::Exact => ActRounding::None,
-                Numerics::LlamaCpp => act_rounding(w.dtype),
+                Numerics::LlamaCpp | Numerics::BlockSums => act_rounding(w.dtype),
             };
             let integer = uses_q8(w.dtype, numerics) || uses_q8k(w.dtype, numerics);
             if !integer && rounding != ActRounding::None {
@@ -233,21 +235,21 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
                         unsafe { std::slice::from_raw_parts_mut(outs_ptr[i].0.add(r0), r1 - r0) };
                     let rb = w.row_bytes();
                     let bytes = &w.bytes()[r0 * rb..r1 * rb];
-                    let packed = w.packed().filter(|_| numerics == Numerics::LlamaCpp);
+                    let packed = w.packed().filter(|_| numerics.llama_cpp());
                     if let (Some(p), true) = (packed, r0 % 8 == 0 && r1 % 8 == 0) {
                         let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
                         let p = &p[r0 / 8 * gb..r1 / 8 * gb];
                         if w.dtype == DType::Q4_0 {
                             ondo_kernels::q4_0x8::gemv_q4_0x8(p, xq, out);
                         } else {
-                            ondo_kernels::rows8::gemm_rows8(w.dtype, p, r1 - r0, xq, 1, out, 0);
+                            rows8_product(numerics)(w.dtype, p, r1 - r0, xq, 1, out, 0);
                         }
                     } else if uses_q8(w.dtype, numerics) {
                         ondo_kernels::gemv_q8(w.dtype, bytes, xq, out);
                     } else if uses_q8k(w.dtype, numerics) {
                         ondo_kernels::gemv_q8k(w.dtype, bytes, xqk, out);
                     } else {
-                        let xs = if xr[i].len() == x.len() && numerics == Numerics::LlamaCpp {
+                        let xs = if xr[i].len() == x.len() && numerics.llama_cpp() {
                             &xr[i][..]
                         } else {
                             x
@@ -264,6 +266,17 @@ fn gemv_group(ws: &[&QWeight], x: &[f32], outs: &mut [&mut [f32]], numerics: Num
             ondo_kernels::pool::run(&job);
         }
     });
+}
+
+/// The rows8 product (Q4_1, Q8_0) `numerics` asks for.
+type Rows8Product = fn(DType, &[u8], usize, &[BlockQ8], usize, &mut [f32], usize);
+
+fn rows8_product(numerics: Numerics) -> Rows8Product {
+    if numerics == Numerics::BlockSums {
+        ondo_kernels::rows8_sums::gemm_rows8_sums
+    } else {
+        ondo_kernels::rows8::gemm_rows8
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -311,7 +324,13 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 /// Products of one input ([n][cols]) through matrices repacked eight rows at a time (Q4_0:
 /// `q4_0x8`; Q4_1/Q8_0: `rows8`, exactly `dot_q8` per pair, the fidelity path): the input is
 /// quantized once and every matrix's row chunks are shared among the threads in one region.
-fn matmul_packed(ws: &[&QWeight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) {
+fn matmul_packed(
+    ws: &[&QWeight],
+    x: &[f32],
+    n: usize,
+    outs: &mut [&mut [f32]],
+    numerics: Numerics,
+) {
     let xq = quantize_rows::<BlockQ8>(x, n, ws[0].cols);
     let total: usize = ws.iter().map(|w| w.rows).sum();
     let mut tiles = vec![0.0f32; total * n];
@@ -336,7 +355,7 @@ fn matmul_packed(ws: &[&QWeight], x: &[f32], n: usize, outs: &mut [&mut [f32]]) 
             } else {
                 let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
                 let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
-                ondo_kernels::rows8::gemm_rows8(w.dtype, p, rows, &xq, n, tile, rows);
+                rows8_product(numerics)(w.dtype, p, rows, &xq, n, tile, rows);
             }
         }
     });

@@ -13,7 +13,7 @@ use crate::{KvCache, LlamaModel, ModelError, Numerics, QWeight};
 /// Under `Numerics::LlamaCpp`, x is first rounded as llama.cpp rounds activations for w's type.
 fn matvec(w: &QWeight, x: &[f32], out: &mut [f32], numerics: Numerics) {
     let mut xr = x.to_vec();
-    if numerics == Numerics::LlamaCpp {
+    if numerics.llama_cpp() {
         round_activations(w.dtype, x, &mut xr);
     }
     let x = &xr;
@@ -99,20 +99,24 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
                 .map(|p| {
                     let kp = &keys[p * hd..(p + 1) * hd];
                     let dot = match m.numerics {
-                        Numerics::LlamaCpp => ondo_kernels::ggml_math::dot_lanes8(qh, kp),
+                        Numerics::LlamaCpp | Numerics::BlockSums => {
+                            ondo_kernels::ggml_math::dot_lanes8(qh, kp)
+                        }
                         Numerics::Exact => qh.iter().zip(kp).map(|(a, b)| a * f16_to_f32(*b)).sum(),
                     };
                     dot * (1.0 / (hd as f32).sqrt())
                 })
                 .collect();
             match m.numerics {
-                Numerics::LlamaCpp => ondo_kernels::ggml_math::softmax_ggml(&mut scores),
+                Numerics::LlamaCpp | Numerics::BlockSums => {
+                    ondo_kernels::ggml_math::softmax_ggml(&mut scores)
+                }
                 Numerics::Exact => softmax(&mut scores),
             }
             // ... and weights f16 values with probabilities converted to f16.
             round_f16(&mut scores, m.numerics);
             let out = &mut att[h * hd..(h + 1) * hd];
-            if m.numerics == Numerics::LlamaCpp {
+            if m.numerics.llama_cpp() {
                 // tinyBLAS's accumulation order (see ondo_kernels::ggml_math).
                 ondo_kernels::ggml_math::weighted_sum_lanes8(out, &scores, values, hd);
                 continue;
@@ -137,7 +141,9 @@ pub fn forward_token(m: &LlamaModel, token: u32, kv: &mut KvCache) -> Result<Vec
         for i in 0..c.ffn_dim {
             let g = gate[i];
             gate[i] = match m.numerics {
-                Numerics::LlamaCpp => ondo_kernels::ggml_math::silu_ggml(g) * up[i],
+                Numerics::LlamaCpp | Numerics::BlockSums => {
+                    ondo_kernels::ggml_math::silu_ggml(g) * up[i]
+                }
                 Numerics::Exact => g / (1.0 + (-g).exp()) * up[i],
             };
         }

@@ -1,11 +1,12 @@
 //! Continuous batching: `forward_batch` over several sequences gives each one the logits it
 //! gets alone, bit for bit, whatever else shares the pass (decoding sequences beside a prompt
-//! chunk, in any order). Checked on the tiny test model and on the default model when cached.
+//! chunk, in any order). Checked on the tiny test model and on the default model when cached,
+//! under llama.cpp's numerics and the server's block sums.
 
 use std::sync::Arc;
 
 use ondo_formats::GgufFile;
-use ondo_model::{load_model, LlamaModel, Logits, SeqInput};
+use ondo_model::{load_model, LlamaModel, Logits, Numerics, SeqInput};
 
 /// Three prompts of different lengths, each fed as (prefill, then decode tokens).
 fn prompts(n_vocab: u32) -> Vec<Vec<u32>> {
@@ -98,8 +99,11 @@ fn batched_sequences_match_each_run_alone() {
     let model = load_model(&Arc::new(GgufFile::from_bytes(bytes).unwrap())).unwrap();
     check(&model, "tiny model");
     if let Some(path) = ondo_formats::testdata::cached_default_model() {
-        let model = load_model(&Arc::new(GgufFile::open(&path).unwrap())).unwrap();
+        let mut model = load_model(&Arc::new(GgufFile::open(&path).unwrap())).unwrap();
         check(&model, "default model");
+        // the server's numerics: block sums at every token count, batch-independent too
+        model.numerics = Numerics::BlockSums;
+        check(&model, "default model, block sums");
     }
 }
 

@@ -211,6 +211,10 @@ pub struct ServeArgs {
     /// Address to bind (loopback by default; 0.0.0.0 exposes the server to the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Sum Q4_1/Q8_0 products in llama.cpp's order, as `ondo run` does (the same answers as
+    /// the CLI, about half the batched throughput), instead of the server's block-sum kernels.
+    #[arg(long)]
+    pub llamacpp_numerics: bool,
     /// Port (0 picks a free one; the chosen port is printed).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,

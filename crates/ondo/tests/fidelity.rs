@@ -93,7 +93,16 @@ fn tokenize_and_perplexity_match_llama_cpp() {
 
 #[test]
 fn teacher_forced_top1_agrees_with_llama_cpp() {
-    let Some(model) = load_default() else { return };
+    let Some(mut model) = load_default() else {
+        return;
+    };
+    top1_agreement(&model, "llama.cpp numerics");
+    // The server's block sums round differently: they must agree as well.
+    model.numerics = ondo_model::Numerics::BlockSums;
+    top1_agreement(&model, "block sums");
+}
+
+fn top1_agreement(model: &LlamaModel, what: &str) {
     let n_vocab = model.config.n_vocab;
     let fx = fixture_json();
     // Up to 6 chunks per language keeps the test short while scoring >= 1,000 tokens each.
@@ -146,7 +155,7 @@ fn teacher_forced_top1_agrees_with_llama_cpp() {
         let share = *agree as f64 / *total as f64;
         let clear = *clear_agree as f64 / *clear_total as f64;
         eprintln!(
-            "{lang}: top-1 agreement {agree}/{total} = {:.2}%; where llama.cpp's margin > 0.5: {clear_agree}/{clear_total} = {:.2}%",
+            "{what}, {lang}: top-1 agreement {agree}/{total} = {:.2}%; where llama.cpp's margin > 0.5: {clear_agree}/{clear_total} = {:.2}%",
             share * 100.0,
             clear * 100.0
         );

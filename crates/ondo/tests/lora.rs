@@ -370,8 +370,9 @@ fn the_server_applies_an_adapter_to_the_requests_that_name_it() {
     );
 
     let spec = format!("hashed={lora}");
+    // The CLI's numerics, so the server's text can be compared with `ondo run`'s.
     let opts = http::ServerOpts {
-        extra: &["--adapter", &spec],
+        extra: &["--adapter", &spec, "--llamacpp-numerics"],
         ..Default::default()
     };
     let srv = http::Server::start(&path, &opts);

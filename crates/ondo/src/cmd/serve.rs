@@ -20,6 +20,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let api_key = api_key(&a)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
     let mut l = load::load(&path)?;
+    if !a.llamacpp_numerics {
+        l.model.numerics = ondo_model::Numerics::BlockSums;
+    }
     load::apply_loras(&mut l, &a.lora.lora)?;
     let model_ctx = l.model.config.context_length;
     let ctx = a.ctx.unwrap_or(4096.min(model_ctx));
