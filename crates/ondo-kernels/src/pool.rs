@@ -199,6 +199,32 @@ where
     });
 }
 
+/// Calls `f(item)` for every item, the threads claiming items one at a time from a shared
+/// counter: a thread that is descheduled (on a machine shared with other work) holds up only
+/// the item it is on, and the others take the rest. Each item is visited exactly once, so
+/// results do not depend on which thread ran what.
+pub fn for_each_claimed<T, F>(items: &mut [T], f: F)
+where
+    T: Send,
+    F: Fn(&mut T) + Sync,
+{
+    if threads() == 1 || items.len() < 2 {
+        items.iter_mut().for_each(f);
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let (base, len) = (SendPtr(items.as_mut_ptr()), items.len());
+    run(&|_| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= len {
+            break;
+        }
+        // SAFETY: each index below len is claimed once, so no two threads touch one item;
+        // `items` stays mutably borrowed by this call until every thread is done.
+        f(unsafe { &mut *base.get().add(i) });
+    });
+}
+
 struct SendPtr<T>(*mut T);
 impl<T> Clone for SendPtr<T> {
     fn clone(&self) -> Self {
@@ -233,6 +259,20 @@ mod tests {
                 out.iter().enumerate().all(|(i, v)| *v == i as f32),
                 "len {len}"
             );
+        }
+    }
+
+    #[test]
+    fn claimed_items_are_each_visited_once() {
+        for len in [0usize, 1, 2, 3, 100, 1024] {
+            let mut items: Vec<(usize, u32)> = (0..len).map(|i| (i, 0)).collect();
+            for_each_claimed(&mut items, |(i, visits)| {
+                *visits += 1;
+                // uneven work, so the threads interleave their claims
+                let spin = (*i * 7919) % 2000;
+                std::hint::black_box((0..spin).sum::<usize>());
+            });
+            assert!(items.iter().all(|&(_, v)| v == 1), "len {len}");
         }
     }
 

@@ -35,6 +35,8 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// `matmul_packed`'s tiles, reused from call to call.
+    static TILES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// x: [n][w.cols], out: [n][w.rows]; the matrix's LoRA adapters included, the selectable
@@ -333,7 +335,10 @@ fn matmul_packed(
 ) {
     let xq = quantize_rows::<BlockQ8>(x, n, ws[0].cols);
     let total: usize = ws.iter().map(|w| w.rows).sum();
-    let mut tiles = vec![0.0f32; total * n];
+    // The tiles' buffer is kept per thread (every tile is fully written before it is read).
+    let mut kept = TILES.with(|t| t.take());
+    kept.resize(total * n, 0.0);
+    let mut tiles = kept;
     let mut chunks = Vec::with_capacity(total.div_ceil(ROW_CHUNK) + ws.len());
     let mut rest = &mut tiles[..];
     for (m, w) in ws.iter().enumerate() {
@@ -344,19 +349,17 @@ fn matmul_packed(
             chunks.push((m, r0, r1, tile));
         }
     }
-    ondo_kernels::pool::for_each_share(&mut chunks, 1, 1, |_, share| {
-        for (m, r0, r1, tile) in share.iter_mut() {
-            let (w, rows) = (ws[*m], *r1 - *r0);
-            let Some(packed) = w.packed() else { continue };
-            if w.dtype == DType::Q4_0 {
-                let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
-                let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
-                ondo_kernels::q4_0x8::gemm_q4_0x8(p, rows, &xq, n, tile, rows);
-            } else {
-                let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
-                let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
-                rows8_product(numerics)(w.dtype, p, rows, &xq, n, tile, rows);
-            }
+    ondo_kernels::pool::for_each_claimed(&mut chunks, |(m, r0, r1, tile)| {
+        let (w, rows) = (ws[*m], *r1 - *r0);
+        let Some(packed) = w.packed() else { return };
+        if w.dtype == DType::Q4_0 {
+            let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
+            let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
+            ondo_kernels::q4_0x8::gemm_q4_0x8(p, rows, &xq, n, tile, rows);
+        } else {
+            let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
+            let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
+            rows8_product(numerics)(w.dtype, p, rows, &xq, n, tile, rows);
         }
     });
     for (m, r0, r1, tile) in &chunks {
@@ -365,6 +368,8 @@ fn matmul_packed(
             outs[*m][t * rows + r0..t * rows + r1].copy_from_slice(v);
         }
     }
+    drop(chunks);
+    TILES.with(|t| t.replace(tiles));
 }
 
 /// K-quant path: Q8_K activations, the tiled GEMM over row chunks.
@@ -411,7 +416,8 @@ where
 fn quantize_rows<B: IntBlocks>(x: &[f32], n: usize, cols: usize) -> Vec<B> {
     let blocks = cols / B::ELEMS;
     let mut xq: Vec<B> = vec![B::default(); n * blocks];
-    ondo_kernels::pool::for_each_share(&mut xq, blocks, 2, |first, share| {
+    // Below 16 rows per thread a region costs more than it saves (decoding batches).
+    ondo_kernels::pool::for_each_share(&mut xq, blocks, 16, |first, share| {
         let mut tmp = Vec::with_capacity(blocks);
         for (i, dst) in share.chunks_exact_mut(blocks).enumerate() {
             let t = first + i;
