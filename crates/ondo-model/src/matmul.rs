@@ -385,8 +385,14 @@ fn matmul_packed(
         }
     });
     drop(chunks);
-    TILES.with(|t| t.replace(tiles));
+    // Keep decode-sized buffers; a prompt's logits for every position may be 100 MB.
+    if tiles.capacity() <= KEEP_TILES {
+        TILES.with(|t| t.replace(tiles));
+    }
 }
+
+/// The largest tile buffer (in f32s) `matmul_packed` keeps between calls: 16 MB.
+const KEEP_TILES: usize = 4 << 20;
 
 /// K-quant path: Q8_K activations, the tiled GEMM over row chunks.
 fn matmul_q8k(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
