@@ -91,33 +91,33 @@ pub(crate) fn attend_decode<'k>(
     let (hd, group, n_kv) = (c.head_dim, c.group_size(), c.n_kv_heads);
     let scale = 1.0 / (hd as f32).sqrt();
     let unit = group * hd;
-    ondo_kernels::pool::for_each_share(att, unit, 1, |first, share| {
+    // One task per (sequence, kv head), claimed one at a time by the threads.
+    let mut tasks: Vec<(usize, &mut [f32])> = att.chunks_exact_mut(unit).enumerate().collect();
+    ondo_kernels::pool::for_each_claimed(&mut tasks, |(task, out)| {
+        let task = *task;
         SCORES.with(|s| {
             let mut scores = s.borrow_mut();
-            for (i, out) in share.chunks_exact_mut(unit).enumerate() {
-                let task = first + i;
-                let (r, kvh) = (task / n_kv, task % n_kv);
-                let (kv, pos) = seq(r);
-                let len = pos + 1;
-                let need = group * len;
-                if scores.capacity() < need {
-                    let have = scores.len();
-                    scores.reserve(need.next_multiple_of(1024 * group) - have);
-                }
-                scores.resize(need, 0.0);
-                let qg = &q[task * unit..(task + 1) * unit];
-                let keys = kv.head_keys(layer, kvh, len);
-                scores_group(qg, hd, keys, hd, scale, &mut scores);
-                for sh in scores.chunks_exact_mut(len) {
-                    match numerics {
-                        Numerics::LlamaCpp | Numerics::BlockSums => softmax_ggml(sh),
-                        Numerics::Exact => ondo_kernels::softmax_inplace(sh),
-                    }
-                    round_f16(sh, numerics);
-                }
-                let values = kv.head_values(layer, kvh, len);
-                weighted_sum_group(out, hd, &scores, values, hd);
+            let (r, kvh) = (task / n_kv, task % n_kv);
+            let (kv, pos) = seq(r);
+            let len = pos + 1;
+            let need = group * len;
+            if scores.capacity() < need {
+                let have = scores.len();
+                scores.reserve(need.next_multiple_of(1024 * group) - have);
             }
+            scores.resize(need, 0.0);
+            let qg = &q[task * unit..(task + 1) * unit];
+            let keys = kv.head_keys(layer, kvh, len);
+            scores_group(qg, hd, keys, hd, scale, &mut scores);
+            for sh in scores.chunks_exact_mut(len) {
+                match numerics {
+                    Numerics::LlamaCpp | Numerics::BlockSums => softmax_ggml(sh),
+                    Numerics::Exact => ondo_kernels::softmax_inplace(sh),
+                }
+                round_f16(sh, numerics);
+            }
+            let values = kv.head_values(layer, kvh, len);
+            weighted_sum_group(out, hd, &scores, values, hd);
         })
     });
 }

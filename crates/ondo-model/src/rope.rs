@@ -53,6 +53,22 @@ impl Rope {
 
     /// Rotates every head in `x` by precomputed `angles` (from [`Rope::angles_into`]).
     pub fn apply_angles(&self, x: &mut [f32], angles: &[(f32, f32)]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: FMA is available. (Without it `mul_add` is a libm call: same values.)
+            return unsafe { self.apply_angles_fma(x, angles) };
+        }
+        self.rotate(x, angles);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn apply_angles_fma(&self, x: &mut [f32], angles: &[(f32, f32)]) {
+        self.rotate(x, angles);
+    }
+
+    #[inline(always)]
+    fn rotate(&self, x: &mut [f32], angles: &[(f32, f32)]) {
         for head in x.chunks_exact_mut(self.head_dim) {
             for (i, &(cos, sin)) in angles.iter().enumerate() {
                 let (a, b) = (head[2 * i], head[2 * i + 1]);
