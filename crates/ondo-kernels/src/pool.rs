@@ -208,20 +208,28 @@ where
     T: Send,
     F: Fn(&mut T) + Sync,
 {
-    if threads() == 1 || items.len() < 2 {
-        items.iter_mut().for_each(f);
+    let base = SendPtr(items.as_mut_ptr());
+    // SAFETY: each index below len is claimed once, so no two threads touch one item;
+    // `items` stays mutably borrowed by this call until every thread is done.
+    for_each_claimed_index(items.len(), |i| f(unsafe { &mut *base.get().add(i) }));
+}
+
+/// [`for_each_claimed`] over the indices 0..count (no allocation).
+pub fn for_each_claimed_index<F>(count: usize, f: F)
+where
+    F: Fn(usize) + Sync,
+{
+    if threads() == 1 || count < 2 {
+        (0..count).for_each(f);
         return;
     }
     let next = AtomicUsize::new(0);
-    let (base, len) = (SendPtr(items.as_mut_ptr()), items.len());
     run(&|_| loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= len {
+        if i >= count {
             break;
         }
-        // SAFETY: each index below len is claimed once, so no two threads touch one item;
-        // `items` stays mutably borrowed by this call until every thread is done.
-        f(unsafe { &mut *base.get().add(i) });
+        f(i);
     });
 }
 

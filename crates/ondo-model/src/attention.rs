@@ -92,9 +92,17 @@ pub(crate) fn attend_decode<'k>(
     let scale = 1.0 / (hd as f32).sqrt();
     let unit = group * hd;
     // One task per (sequence, kv head), claimed one at a time by the threads.
-    let mut tasks: Vec<(usize, &mut [f32])> = att.chunks_exact_mut(unit).enumerate().collect();
-    ondo_kernels::pool::for_each_claimed(&mut tasks, |(task, out)| {
-        let task = *task;
+    let tasks = att.len() / unit;
+    assert_eq!(
+        att.len(),
+        tasks * unit,
+        "att is whole (sequence, kv head) groups"
+    );
+    let att_ptr = crate::matmul::OutPtr(att.as_mut_ptr());
+    ondo_kernels::pool::for_each_claimed_index(tasks, |task| {
+        // SAFETY: task < tasks, so the range lies in `att`; each task is claimed once, so
+        // the ranges handed out are disjoint; `att` stays borrowed until the region ends.
+        let out = unsafe { std::slice::from_raw_parts_mut(att_ptr.get().add(task * unit), unit) };
         SCORES.with(|s| {
             let mut scores = s.borrow_mut();
             let (r, kvh) = (task / n_kv, task % n_kv);

@@ -281,8 +281,17 @@ fn rows8_product(numerics: Numerics) -> Rows8Product {
     }
 }
 
+/// An output buffer's start, handed to the pool's threads, each of which writes its own
+/// disjoint part.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(pub(crate) *mut f32);
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: hands disjoint row ranges of the outputs to the pool's threads.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
