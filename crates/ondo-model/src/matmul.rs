@@ -333,7 +333,8 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 }
 
 /// Products of one input ([n][cols]) through matrices repacked eight rows at a time (Q4_0:
-/// `q4_0x8`; Q4_1/Q8_0: `rows8`, exactly `dot_q8` per pair, the fidelity path): the input is
+/// `q4_0x8`; Q4_1/Q8_0: `rows8`, exactly `dot_q8` per pair, the fidelity path, or under
+/// `Numerics::BlockSums` `rows8_sums`): the input is
 /// quantized once and every matrix's row chunks are shared among the threads in one region.
 fn matmul_packed(
     ws: &[&QWeight],
@@ -370,7 +371,14 @@ fn matmul_packed(
     for (o, w) in outs.iter().zip(ws) {
         assert!(o.len() >= n * w.rows, "output too short");
     }
-    let out_ptrs: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
+    assert!(
+        ws.len() <= MAX_GROUP,
+        "at most {MAX_GROUP} products per group"
+    );
+    let mut out_ptrs = [OutPtr(std::ptr::null_mut()); MAX_GROUP];
+    for (p, o) in out_ptrs.iter_mut().zip(outs.iter_mut()) {
+        *p = OutPtr(o.as_mut_ptr());
+    }
     ondo_kernels::pool::for_each_claimed(&mut chunks, |(m, r0, r1, tile)| {
         let (w, rows) = (ws[*m], *r1 - *r0);
         let Some(packed) = w.packed() else { return };
