@@ -1,6 +1,6 @@
 //! Decode throughput with N sequences: the bare batched forward pass against the engine (with
 //! sampling and events), on the default model, under the server's numerics (BlockSums; set
-//! ONDO_NUMERICS=llamacpp for ggml's exact row dots). `cargo run --release -p ondo-engine
+//! ONDO_NUMERICS=llamacpp for ggml's exact row dots; ONDO_THREADS=N for N threads). `cargo run --release -p ondo-engine
 //! --example batch_decode -- [N] [STEPS]`.
 
 use std::sync::mpsc;
@@ -29,6 +29,12 @@ fn main() {
         .filter_map(|a| a.parse().ok())
         .collect();
     let n = args.first().copied().unwrap_or(8);
+    if let Some(t) = std::env::var("ONDO_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        ondo_kernels::pool::set_threads(t);
+    }
     let steps = args.get(1).copied().unwrap_or(64);
     let path = ondo_formats::testdata::cached_default_model().expect("run `ondo pull` first");
     let file = Arc::new(GgufFile::open(&path).unwrap());

@@ -169,21 +169,71 @@ mod avx2 {
         out: &mut [f32],
         len: usize,
     ) {
-        let g = q.len() / hd;
+        // Heads × positions in flight: enough independent sums to hide the FMA latency.
+        match q.len() / hd {
+            1 => scores_gp::<E, 1, 4>(q, hd, keys, stride, scale, out, len),
+            2 => scores_gp::<E, 2, 4>(q, hd, keys, stride, scale, out, len),
+            3 => scores_gp::<E, 3, 3>(q, hd, keys, stride, scale, out, len),
+            4 => scores_gp::<E, 4, 2>(q, hd, keys, stride, scale, out, len),
+            5 => scores_gp::<E, 5, 2>(q, hd, keys, stride, scale, out, len),
+            6 => scores_gp::<E, 6, 2>(q, hd, keys, stride, scale, out, len),
+            7 => scores_gp::<E, 7, 1>(q, hd, keys, stride, scale, out, len),
+            _ => scores_gp::<E, 8, 1>(q, hd, keys, stride, scale, out, len),
+        }
+    }
+
+    /// `G` heads, `P` positions at a time (then one at a time); per (head, position) the
+    /// arithmetic of the one-head kernel.
+    #[inline(always)]
+    unsafe fn scores_gp<E: KvElem, const G: usize, const P: usize>(
+        q: &[f32],
+        hd: usize,
+        keys: &[E],
+        stride: usize,
+        scale: f32,
+        out: &mut [f32],
+        len: usize,
+    ) {
         let nv = hd / 8;
         let (qp, kp) = (q.as_ptr(), keys.as_ptr());
-        for p in 0..len {
-            let mut acc = [_mm256_setzero_ps(); 8];
-            for v in 0..nv {
-                let k = E::load8(kp.add(p * stride + 8 * v));
-                for (h, a) in acc.iter_mut().enumerate().take(g) {
-                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(h * hd + 8 * v)), k, *a);
+        let mut p = 0;
+        while p + P <= len {
+            let acc = scores_tile::<E, G, P>(qp, hd, kp.add(p * stride), stride, nv);
+            for (j, a) in acc.iter().enumerate() {
+                for (h, v) in a.iter().enumerate() {
+                    out[h * len + p + j] = hsum(*v) * scale;
                 }
             }
-            for (h, a) in acc.iter().enumerate().take(g) {
-                out[h * len + p] = hsum(*a) * scale;
+            p += P;
+        }
+        while p < len {
+            let acc = scores_tile::<E, G, 1>(qp, hd, kp.add(p * stride), stride, nv);
+            for (h, v) in acc[0].iter().enumerate() {
+                out[h * len + p] = hsum(*v) * scale;
+            }
+            p += 1;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scores_tile<E: KvElem, const G: usize, const P: usize>(
+        qp: *const f32,
+        hd: usize,
+        kp: *const E,
+        stride: usize,
+        nv: usize,
+    ) -> [[__m256; G]; P] {
+        let mut acc = [[_mm256_setzero_ps(); G]; P];
+        for v in 0..nv {
+            let k: [__m256; P] = std::array::from_fn(|j| E::load8(kp.add(j * stride + 8 * v)));
+            for h in 0..G {
+                let qv = _mm256_loadu_ps(qp.add(h * hd + 8 * v));
+                for (a, kj) in acc.iter_mut().zip(&k) {
+                    a[h] = _mm256_fmadd_ps(qv, *kj, a[h]);
+                }
             }
         }
+        acc
     }
 
     /// # Safety
@@ -197,20 +247,60 @@ mod avx2 {
         stride: usize,
         len: usize,
     ) {
-        let g = out.len() / hd;
+        // Column strips of 8 per pass: heads × strips accumulators in registers, enough
+        // independent sums to hide the FMA latency; the strips of every value row are read
+        // once for all heads.
+        let (g, nv) = (out.len() / hd, hd / 8);
+        let want = match g {
+            1..=3 => 4,
+            4 => 2,
+            _ => 1,
+        };
+        let strips = (1..=want).rev().find(|s| nv % s == 0).unwrap_or(1);
+        let a = (out, hd, probs, values, stride, len);
+        match (g, strips) {
+            (1, 4) => wsum_gs::<E, 1, 4>(a),
+            (1, 2) => wsum_gs::<E, 1, 2>(a),
+            (1, _) => wsum_gs::<E, 1, 1>(a),
+            (2, 4) => wsum_gs::<E, 2, 4>(a),
+            (2, 2) => wsum_gs::<E, 2, 2>(a),
+            (2, _) => wsum_gs::<E, 2, 1>(a),
+            (3, 4) => wsum_gs::<E, 3, 4>(a),
+            (3, 2) => wsum_gs::<E, 3, 2>(a),
+            (3, _) => wsum_gs::<E, 3, 1>(a),
+            (4, 2) => wsum_gs::<E, 4, 2>(a),
+            (4, _) => wsum_gs::<E, 4, 1>(a),
+            (5, _) => wsum_gs::<E, 5, 1>(a),
+            (6, _) => wsum_gs::<E, 6, 1>(a),
+            (7, _) => wsum_gs::<E, 7, 1>(a),
+            _ => wsum_gs::<E, 8, 1>(a),
+        }
+    }
+
+    /// `G` heads, `S` strips of 8 columns at a time (`hd / 8 % S == 0`); per output the
+    /// arithmetic of the one-head kernel (fused multiply-adds in order of position).
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    unsafe fn wsum_gs<E: KvElem, const G: usize, const S: usize>(
+        (out, hd, probs, values, stride, len): (&mut [f32], usize, &[f32], &[E], usize, usize),
+    ) {
         let vp = values.as_ptr();
-        // One 8-wide column strip at a time: the heads' accumulators stay in registers and
-        // the strip of every value row is read once for all heads.
-        for v in 0..hd / 8 {
-            let mut acc = [_mm256_setzero_ps(); 8];
+        for v0 in (0..hd / 8).step_by(S) {
+            let mut acc = [[_mm256_setzero_ps(); S]; G];
             for p in 0..len {
-                let x = E::load8(vp.add(p * stride + 8 * v));
-                for (h, a) in acc.iter_mut().enumerate().take(g) {
-                    *a = _mm256_fmadd_ps(x, _mm256_set1_ps(*probs.get_unchecked(h * len + p)), *a);
+                let row = vp.add(p * stride + 8 * v0);
+                let x: [__m256; S] = std::array::from_fn(|s| E::load8(row.add(8 * s)));
+                for (h, a) in acc.iter_mut().enumerate() {
+                    let w = _mm256_set1_ps(*probs.get_unchecked(h * len + p));
+                    for (aj, xj) in a.iter_mut().zip(&x) {
+                        *aj = _mm256_fmadd_ps(*xj, w, *aj);
+                    }
                 }
             }
-            for (h, a) in acc.iter().enumerate().take(g) {
-                _mm256_storeu_ps(out.as_mut_ptr().add(h * hd + 8 * v), *a);
+            for (h, a) in acc.iter().enumerate() {
+                for (j, aj) in a.iter().enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(h * hd + 8 * (v0 + j)), *aj);
+                }
             }
         }
     }

@@ -44,13 +44,24 @@ pub fn quantize_q8(x: &[f32], out: &mut Vec<BlockQ8>) {
     out.clear();
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
-        out.extend(x.chunks_exact(32).map(|xb| {
-            // SAFETY: AVX2/F16C detected; xb holds 32 values.
-            unsafe { quantize_block_avx2(xb) }.unwrap_or_else(|| quantize_block(xb))
-        }));
+        // SAFETY: AVX2/F16C detected.
+        unsafe { quantize_q8_avx2(x, out) };
         return;
     }
     out.extend(x.chunks_exact(32).map(quantize_block));
+}
+
+/// The loop of [`quantize_q8`] inside the AVX2 context, so the block kernel inlines.
+///
+/// # Safety
+/// AVX2 and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn quantize_q8_avx2(x: &[f32], out: &mut Vec<BlockQ8>) {
+    out.reserve(x.len() / 32);
+    for xb in x.chunks_exact(32) {
+        out.push(quantize_block_avx2(xb).unwrap_or_else(|| quantize_block(xb)));
+    }
 }
 
 /// One block of 32, the scalar reference.
@@ -68,6 +79,7 @@ fn quantize_block(xb: &[f32]) -> BlockQ8 {
     block_of(d, sum, qs)
 }
 
+#[inline(always)]
 fn block_of(d: f32, sum: i32, qs: [i8; 32]) -> BlockQ8 {
     BlockQ8 {
         d: f16_to_f32(f32_to_f16(d)),
@@ -84,6 +96,7 @@ fn block_of(d: f32, sum: i32, qs: [i8; 32]) -> BlockQ8 {
 /// AVX2 and F16C; `xb.len() == 32`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
+#[inline]
 unsafe fn quantize_block_avx2(xb: &[f32]) -> Option<BlockQ8> {
     use std::arch::x86_64::*;
     debug_assert_eq!(xb.len(), 32);

@@ -161,6 +161,16 @@ fn grouped_attention_kernels_equal_the_per_head_ones_bit_for_bit() {
         (4, 64, 130),
         (2, 128, 9),
         (4, 32, 5),
+        (3, 64, 2),
+        (3, 32, 11),
+        (2, 64, 7),
+        (1, 128, 6),
+        (5, 64, 7),
+        (6, 64, 3),
+        (7, 64, 4),
+        (8, 64, 9),
+        (4, 256, 3),
+        (3, 24, 5),
     ] {
         let q: Vec<f32> = (0..g * hd).map(|_| f()).collect();
         let keys: Vec<u16> = (0..len * hd)

@@ -28,6 +28,8 @@ const MIN_BYTES_PER_THREAD: usize = 16 * 1024;
 #[derive(Default)]
 struct Scratch {
     xq: Vec<BlockQ8>,
+    /// `matmul_packed`'s quantized input.
+    xq_batch: Vec<BlockQ8>,
     xqk: Vec<BlockQ8K>,
     /// One rounded copy of x per product of a group (only for types without an integer path).
     xr: Vec<Vec<f32>>,
@@ -35,7 +37,7 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-    /// `matmul_packed`'s tiles, reused from call to call.
+    /// `matmul_packed`'s tiles, reused from call to call (see `KEEP_TILES`).
     static TILES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -343,12 +345,16 @@ fn matmul_packed(
     outs: &mut [&mut [f32]],
     numerics: Numerics,
 ) {
-    let xq = quantize_rows::<BlockQ8>(x, n, ws[0].cols);
+    // The quantized input and the tiles are kept per thread (every tile is fully written
+    // before it is read), so a decoding batch allocates nothing.
+    let mut xq = SCRATCH.with(|s| std::mem::take(&mut s.borrow_mut().xq_batch));
+    quantize_rows_into(x, n, ws[0].cols, &mut xq);
     let total: usize = ws.iter().map(|w| w.rows).sum();
-    // The tiles' buffer is kept per thread (every tile is fully written before it is read).
-    let mut kept = TILES.with(|t| t.take());
-    kept.resize(total * n, 0.0);
-    let mut tiles = kept;
+    let mut tiles = TILES.with(|t| t.take());
+    // Only grown, never refilled: every tile is written before it is read.
+    if tiles.len() < total * n {
+        tiles.resize(total * n, 0.0);
+    }
     // At decode-batch sizes, about the same work per chunk whatever the width (16-row chunks
     // for a 1536-wide input at 8 tokens), so the threads finish a region together.
     let chunk_rows = if n <= 16 {
@@ -356,18 +362,6 @@ fn matmul_packed(
     } else {
         ROW_CHUNK
     };
-    let mut chunks = Vec::with_capacity(total.div_ceil(chunk_rows) + ws.len());
-    let mut rest = &mut tiles[..];
-    for (m, w) in ws.iter().enumerate() {
-        for r0 in (0..w.rows).step_by(chunk_rows) {
-            let r1 = (r0 + chunk_rows).min(w.rows);
-            let (tile, tail) = rest.split_at_mut(n * (r1 - r0));
-            rest = tail;
-            chunks.push((m, r0, r1, tile));
-        }
-    }
-    // Each chunk scatters its tile into the outputs itself: rows r0..r1 of every token row,
-    // disjoint from every other chunk's.
     for (o, w) in outs.iter().zip(ws) {
         assert!(o.len() >= n * w.rows, "output too short");
     }
@@ -376,33 +370,62 @@ fn matmul_packed(
         "at most {MAX_GROUP} products per group"
     );
     let mut out_ptrs = [OutPtr(std::ptr::null_mut()); MAX_GROUP];
-    for (p, o) in out_ptrs.iter_mut().zip(outs.iter_mut()) {
+    let mut counts = [0usize; MAX_GROUP];
+    for ((p, o), (c, w)) in out_ptrs
+        .iter_mut()
+        .zip(outs.iter_mut())
+        .zip(counts.iter_mut().zip(ws))
+    {
         *p = OutPtr(o.as_mut_ptr());
+        *c = w.rows.div_ceil(chunk_rows);
     }
-    ondo_kernels::pool::for_each_claimed(&mut chunks, |(m, r0, r1, tile)| {
-        let (w, rows) = (ws[*m], *r1 - *r0);
+    let count: usize = counts.iter().sum();
+    let tiles_at = OutPtr(tiles.as_mut_ptr());
+    let xq_ref = &xq[..];
+    // Chunk i is rows r0..r1 of one matrix (the matrices' chunks one after the other); its tile
+    // is [n][r1 - r0] at n · (the rows of the matrices before + r0) in `tiles`. Each chunk
+    // scatters its tile into the outputs itself: rows r0..r1 of every token row, disjoint
+    // from every other chunk's.
+    ondo_kernels::pool::for_each_claimed_index(count, |chunk| {
+        let (mut m, mut c, mut before) = (0, chunk, 0);
+        while c >= counts[m] {
+            c -= counts[m];
+            before += ws[m].rows;
+            m += 1;
+        }
+        let w = ws[m];
+        let r0 = c * chunk_rows;
+        let r1 = (r0 + chunk_rows).min(w.rows);
+        let rows = r1 - r0;
+        // SAFETY: chunks own disjoint ranges of `tiles` (total · n long), which lives until
+        // the region ends.
+        let tile = unsafe {
+            std::slice::from_raw_parts_mut(tiles_at.get().add(n * (before + r0)), n * rows)
+        };
         let Some(packed) = w.packed() else { return };
         if w.dtype == DType::Q4_0 {
             let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
-            let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
-            ondo_kernels::q4_0x8::gemm_q4_0x8(p, rows, &xq, n, tile, rows);
+            let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
+            ondo_kernels::q4_0x8::gemm_q4_0x8(p, rows, xq_ref, n, tile, rows);
         } else {
             let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
-            let p = &packed[*r0 / 8 * gb..*r1 / 8 * gb];
-            rows8_product(numerics)(w.dtype, p, rows, &xq, n, tile, rows);
+            let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
+            rows8_product(numerics)(w.dtype, p, rows, xq_ref, n, tile, rows);
         }
-        let base = out_ptrs[*m];
+        let base = out_ptrs[m];
         for (t, v) in tile.chunks_exact(rows).enumerate() {
             // SAFETY: out `m` holds n rows of `w.rows` (asserted above); this chunk alone
             // writes columns r0..r1 of each, and `outs` stays borrowed until the region ends.
             unsafe {
-                let dst = base.0.add(t * w.rows + *r0);
+                let dst = base.get().add(t * w.rows + r0);
                 std::ptr::copy_nonoverlapping(v.as_ptr(), dst, rows);
             }
         }
     });
-    drop(chunks);
     // Keep decode-sized buffers; a prompt's logits for every position may be 100 MB.
+    if xq.capacity() <= KEEP_TILES / 8 {
+        SCRATCH.with(|s| s.borrow_mut().xq_batch = xq);
+    }
     if tiles.capacity() <= KEEP_TILES {
         TILES.with(|t| t.replace(tiles));
     }
@@ -453,10 +476,22 @@ where
 
 /// Every token row of `x` ([n][cols]) quantized, rows shared among threads.
 fn quantize_rows<B: IntBlocks>(x: &[f32], n: usize, cols: usize) -> Vec<B> {
+    let mut xq = Vec::new();
+    quantize_rows_into(x, n, cols, &mut xq);
+    xq
+}
+
+/// [`quantize_rows`] into a reused buffer.
+fn quantize_rows_into<B: IntBlocks>(x: &[f32], n: usize, cols: usize, xq: &mut Vec<B>) {
     let blocks = cols / B::ELEMS;
-    let mut xq: Vec<B> = vec![B::default(); n * blocks];
-    // Below 16 rows per thread a region costs more than it saves (decoding batches).
-    ondo_kernels::pool::for_each_share(&mut xq, blocks, 16, |first, share| {
+    // Below 16 rows per thread a region costs more than it saves (decoding batches); a block
+    // never straddles two rows (cols is a multiple of it), so the rows quantize as one run.
+    if n < 2 * 16 || ondo_kernels::pool::threads() == 1 {
+        return B::quantize(&x[..n * cols], xq);
+    }
+    xq.clear();
+    xq.resize(n * blocks, B::default());
+    ondo_kernels::pool::for_each_share(xq, blocks, 16, |first, share| {
         let mut tmp = Vec::with_capacity(blocks);
         for (i, dst) in share.chunks_exact_mut(blocks).enumerate() {
             let t = first + i;
@@ -464,7 +499,6 @@ fn quantize_rows<B: IntBlocks>(x: &[f32], n: usize, cols: usize) -> Vec<B> {
             dst.copy_from_slice(&tmp);
         }
     });
-    xq
 }
 
 /// Runs `f(row bytes, out_t row [n], scratch)` for every weight row, rows shared among threads,
