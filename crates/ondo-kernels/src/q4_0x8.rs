@@ -36,8 +36,8 @@ pub fn q4_0x8_reference(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let Some(blocks) =
-        crate::rows8::check_product(crate::DType::Q4_0, packed, rows, xq, ntok, out, out_stride)
+    crate::rows8::check_out(out, rows, ntok, out_stride);
+    let Some(blocks) = crate::rows8::check_product(crate::DType::Q4_0, packed, rows, xq, ntok)
     else {
         return;
     };
@@ -79,18 +79,38 @@ pub fn gemm_q4_0x8(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let Some(blocks) =
-        crate::rows8::check_product(crate::DType::Q4_0, packed, rows, xq, ntok, out, out_stride)
+    crate::rows8::check_out(out, rows, ntok, out_stride);
+    // SAFETY: `out` holds every element written (checked above) and is borrowed mutably.
+    unsafe { gemm_q4_0x8_raw(packed, rows, xq, ntok, out.as_mut_ptr(), out_stride) }
+}
+
+/// [`gemm_q4_0x8`] through a raw output pointer (see [`crate::rows8::gemm_rows8_raw`]).
+///
+/// # Safety
+/// `out.add(t * out_stride + r)` for `t < ntok`, `r < rows` must be valid for writes, and no
+/// one else may access those elements during the call.
+pub unsafe fn gemm_q4_0x8_raw(
+    packed: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let Some(blocks) = crate::rows8::check_product(crate::DType::Q4_0, packed, rows, xq, ntok)
     else {
         return;
     };
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
-        // SAFETY: AVX2/FMA/F16C detected; packed, xq and out lengths checked above.
+        // SAFETY: AVX2/FMA/F16C detected; packed and xq lengths checked above, out by the
+        // caller.
         unsafe { avx2::gemm(packed, rows, blocks, xq, ntok, out, out_stride) };
         return;
     }
-    q4_0x8_reference(packed, rows, xq, ntok, out, out_stride);
+    let mut tile = vec![0.0f32; ntok * rows];
+    q4_0x8_reference(packed, rows, xq, ntok, &mut tile, rows);
+    crate::rows8::scatter(&tile, rows, out, out_stride);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -112,7 +132,7 @@ mod avx2 {
         blocks: usize,
         xq: &[BlockQ8],
         ntok: usize,
-        out: &mut [f32],
+        out: *mut f32,
         out_stride: usize,
     ) {
         // 8 Σ q_x per token and block: Q4_0's offset, Σ (q-8) y = Σ q y - 8 Σ y.
@@ -145,7 +165,7 @@ mod avx2 {
                     _ => pad(tile::<1>(wg, blocks, xq, ys8, t)),
                 };
                 for (k, a) in accs.iter().enumerate().take(n) {
-                    _mm256_storeu_ps(out.as_mut_ptr().add((t + k) * out_stride + 8 * g), *a);
+                    _mm256_storeu_ps(out.add((t + k) * out_stride + 8 * g), *a);
                 }
                 t += n;
             }

@@ -164,8 +164,6 @@ pub(crate) fn check_product(
     rows: usize,
     xq: &[BlockQ8],
     ntok: usize,
-    out: &[f32],
-    out_stride: usize,
 ) -> Option<usize> {
     if ntok == 0 || rows == 0 {
         return None;
@@ -178,11 +176,27 @@ pub(crate) fn check_product(
         rows * blocks * w.block_bytes(),
         "{w} eight-row matrix and activations differ in length"
     );
-    assert!(
-        out.len() >= (ntok - 1) * out_stride + rows,
-        "output too short"
-    );
     Some(blocks)
+}
+
+/// Panics unless `out` holds `out[t * out_stride + r]` for every token and row.
+pub(crate) fn check_out(out: &[f32], rows: usize, ntok: usize, out_stride: usize) {
+    if ntok > 0 && rows > 0 {
+        assert!(
+            out.len() >= (ntok - 1) * out_stride + rows,
+            "output too short"
+        );
+    }
+}
+
+/// Writes `tile` ([ntok][rows]) to `out[t * out_stride + r]`.
+///
+/// # Safety
+/// As for [`gemm_rows8_raw`]'s `out`.
+pub(crate) unsafe fn scatter(tile: &[f32], rows: usize, out: *mut f32, out_stride: usize) {
+    for (t, v) in tile.chunks_exact(rows).enumerate() {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), out.add(t * out_stride), rows);
+    }
 }
 
 /// `out[t * out_stride + r] = dot_q8(w, row r, token t)` for `rows` rows (a multiple of 8) and
@@ -196,23 +210,46 @@ pub fn gemm_rows8(
     out: &mut [f32],
     out_stride: usize,
 ) {
+    check_out(out, rows, ntok, out_stride);
+    // SAFETY: `out` holds every element written (checked above) and is borrowed mutably.
+    unsafe { gemm_rows8_raw(w, packed, rows, xq, ntok, out.as_mut_ptr(), out_stride) }
+}
+
+/// [`gemm_rows8`] through a raw output pointer, for callers whose threads write interleaved
+/// parts of one output (row ranges of every token's row).
+///
+/// # Safety
+/// `out.add(t * out_stride + r)` for `t < ntok`, `r < rows` must be valid for writes, and no
+/// one else may access those elements during the call.
+pub unsafe fn gemm_rows8_raw(
+    w: DType,
+    packed: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
     assert!(has_rows8(w), "no rows8 layout for {w}");
-    let Some(blocks) = check_product(w, packed, rows, xq, ntok, out, out_stride) else {
+    let Some(blocks) = check_product(w, packed, rows, xq, ntok) else {
         return;
     };
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
-        // SAFETY: AVX2/FMA/F16C detected; packed, xq and out lengths checked above.
+        // SAFETY: AVX2/FMA/F16C detected; packed and xq lengths checked above, out by the
+        // caller.
         unsafe { avx2::gemm(w, packed, rows, blocks, xq, ntok, out, out_stride) };
         return;
     }
     let mut row = vec![0u8; blocks * w.block_bytes()];
+    let mut tile = vec![0.0f32; ntok * rows];
     for r in 0..rows {
         unpack_row(w, packed, blocks * 32, r, &mut row);
         for t in 0..ntok {
-            out[t * out_stride + r] = crate::dot_q8(w, &row, &xq[t * blocks..(t + 1) * blocks]);
+            tile[t * rows + r] = crate::dot_q8(w, &row, &xq[t * blocks..(t + 1) * blocks]);
         }
     }
+    scatter(&tile, rows, out, out_stride);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -236,7 +273,7 @@ mod avx2 {
         blocks: usize,
         xq: &[BlockQ8],
         ntok: usize,
-        out: &mut [f32],
+        out: *mut f32,
         out_stride: usize,
     ) {
         match w {
@@ -260,7 +297,7 @@ mod avx2 {
         blocks: usize,
         xq: &[BlockQ8],
         ntok: usize,
-        out: &mut [f32],
+        out: *mut f32,
         out_stride: usize,
     ) {
         // One token per pass over the group's weights (which stay in L1 across tokens): with
@@ -269,7 +306,7 @@ mod avx2 {
             let wg = packed.as_ptr().add(g * blocks * gbb(K));
             for t in 0..ntok {
                 let r = tile::<K, 1>(wg, blocks, xq, t);
-                _mm256_storeu_ps(out.as_mut_ptr().add(t * out_stride + 8 * g), r[0]);
+                _mm256_storeu_ps(out.add(t * out_stride + 8 * g), r[0]);
             }
         }
     }

@@ -14,7 +14,7 @@
 //! and the f32 operations are the same, in the same order).
 
 use crate::q8::BlockQ8;
-use crate::rows8::{check_product, has_rows8, unpack_row};
+use crate::rows8::{check_out, check_product, has_rows8, scatter, unpack_row};
 use crate::DType;
 
 /// `out[t * out_stride + r]` = row r · token t for `rows` rows (a multiple of 8) and `ntok`
@@ -28,17 +28,39 @@ pub fn gemm_rows8_sums(
     out: &mut [f32],
     out_stride: usize,
 ) {
+    check_out(out, rows, ntok, out_stride);
+    // SAFETY: `out` holds every element written (checked above) and is borrowed mutably.
+    unsafe { gemm_rows8_sums_raw(w, packed, rows, xq, ntok, out.as_mut_ptr(), out_stride) }
+}
+
+/// [`gemm_rows8_sums`] through a raw output pointer (see [`crate::rows8::gemm_rows8_raw`]).
+///
+/// # Safety
+/// `out.add(t * out_stride + r)` for `t < ntok`, `r < rows` must be valid for writes, and no
+/// one else may access those elements during the call.
+pub unsafe fn gemm_rows8_sums_raw(
+    w: DType,
+    packed: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
     assert!(has_rows8(w), "no rows8 layout for {w}");
-    let Some(blocks) = check_product(w, packed, rows, xq, ntok, out, out_stride) else {
+    let Some(blocks) = check_product(w, packed, rows, xq, ntok) else {
         return;
     };
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
-        // SAFETY: AVX2/FMA/F16C detected; packed, xq and out lengths checked above.
+        // SAFETY: AVX2/FMA/F16C detected; packed and xq lengths checked above, out by the
+        // caller.
         unsafe { avx2::gemm(w, packed, rows, blocks, xq, ntok, out, out_stride) };
         return;
     }
-    gemm_rows8_sums_reference(w, packed, rows, xq, ntok, out, out_stride);
+    let mut tile = vec![0.0f32; ntok * rows];
+    gemm_rows8_sums_reference(w, packed, rows, xq, ntok, &mut tile, rows);
+    scatter(&tile, rows, out, out_stride);
 }
 
 /// The scalar twin of [`gemm_rows8_sums`]: the same values, bit for bit.
@@ -52,7 +74,8 @@ pub fn gemm_rows8_sums_reference(
     out_stride: usize,
 ) {
     assert!(has_rows8(w), "no rows8 layout for {w}");
-    let Some(blocks) = check_product(w, packed, rows, xq, ntok, out, out_stride) else {
+    check_out(out, rows, ntok, out_stride);
+    let Some(blocks) = check_product(w, packed, rows, xq, ntok) else {
         return;
     };
     let bb = w.block_bytes();
@@ -112,7 +135,7 @@ mod avx2 {
         blocks: usize,
         xq: &[BlockQ8],
         ntok: usize,
-        out: &mut [f32],
+        out: *mut f32,
         out_stride: usize,
     ) {
         match w {
@@ -136,7 +159,7 @@ mod avx2 {
         blocks: usize,
         xq: &[BlockQ8],
         ntok: usize,
-        out: &mut [f32],
+        out: *mut f32,
         out_stride: usize,
     ) {
         for g in 0..rows / 8 {
@@ -145,13 +168,13 @@ mod avx2 {
             while t + TILE <= ntok {
                 let r = tile::<K, TILE>(wg, blocks, xq, t);
                 for (k, v) in r.iter().enumerate() {
-                    _mm256_storeu_ps(out.as_mut_ptr().add((t + k) * out_stride + 8 * g), *v);
+                    _mm256_storeu_ps(out.add((t + k) * out_stride + 8 * g), *v);
                 }
                 t += TILE;
             }
             while t < ntok {
                 let r = tile::<K, 1>(wg, blocks, xq, t);
-                _mm256_storeu_ps(out.as_mut_ptr().add(t * out_stride + 8 * g), r[0]);
+                _mm256_storeu_ps(out.add(t * out_stride + 8 * g), r[0]);
                 t += 1;
             }
         }

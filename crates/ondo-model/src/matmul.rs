@@ -37,8 +37,6 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-    /// `matmul_packed`'s tiles, reused from call to call (see `KEEP_TILES`).
-    static TILES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// x: [n][w.cols], out: [n][w.rows]; the matrix's LoRA adapters included, the selectable
@@ -336,8 +334,9 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 
 /// Products of one input ([n][cols]) through matrices repacked eight rows at a time (Q4_0:
 /// `q4_0x8`; Q4_1/Q8_0: `rows8`, exactly `dot_q8` per pair, the fidelity path, or under
-/// `Numerics::BlockSums` `rows8_sums`): the input is
-/// quantized once and every matrix's row chunks are shared among the threads in one region.
+/// `Numerics::BlockSums` `rows8_sums`): the input is quantized once and every matrix's row
+/// chunks are shared among the threads in one region, each chunk writing its rows of every
+/// token's output row in place.
 fn matmul_packed(
     ws: &[&QWeight],
     x: &[f32],
@@ -345,16 +344,9 @@ fn matmul_packed(
     outs: &mut [&mut [f32]],
     numerics: Numerics,
 ) {
-    // The quantized input and the tiles are kept per thread (every tile is fully written
-    // before it is read), so a decoding batch allocates nothing.
+    // The quantized input is kept per thread, so a decoding batch allocates nothing.
     let mut xq = SCRATCH.with(|s| std::mem::take(&mut s.borrow_mut().xq_batch));
     quantize_rows_into(x, n, ws[0].cols, &mut xq);
-    let total: usize = ws.iter().map(|w| w.rows).sum();
-    let mut tiles = TILES.with(|t| t.take());
-    // Only grown, never refilled: every tile is written before it is read.
-    if tiles.len() < total * n {
-        tiles.resize(total * n, 0.0);
-    }
     // At decode-batch sizes, about the same work per chunk whatever the width (16-row chunks
     // for a 1536-wide input at 8 tokens), so the threads finish a region together.
     let chunk_rows = if n <= 16 {
@@ -362,77 +354,55 @@ fn matmul_packed(
     } else {
         ROW_CHUNK
     };
-    for (o, w) in outs.iter().zip(ws) {
-        assert!(o.len() >= n * w.rows, "output too short");
-    }
     assert!(
         ws.len() <= MAX_GROUP,
         "at most {MAX_GROUP} products per group"
     );
     let mut out_ptrs = [OutPtr(std::ptr::null_mut()); MAX_GROUP];
     let mut counts = [0usize; MAX_GROUP];
-    for ((p, o), (c, w)) in out_ptrs
-        .iter_mut()
-        .zip(outs.iter_mut())
-        .zip(counts.iter_mut().zip(ws))
-    {
-        *p = OutPtr(o.as_mut_ptr());
-        *c = w.rows.div_ceil(chunk_rows);
+    for (i, (o, w)) in outs.iter_mut().zip(ws).enumerate() {
+        assert!(o.len() >= n * w.rows, "output too short");
+        out_ptrs[i] = OutPtr(o.as_mut_ptr());
+        counts[i] = w.rows.div_ceil(chunk_rows);
     }
     let count: usize = counts.iter().sum();
-    let tiles_at = OutPtr(tiles.as_mut_ptr());
     let xq_ref = &xq[..];
-    // Chunk i is rows r0..r1 of one matrix (the matrices' chunks one after the other); its tile
-    // is [n][r1 - r0] at n · (the rows of the matrices before + r0) in `tiles`. Each chunk
-    // scatters its tile into the outputs itself: rows r0..r1 of every token row, disjoint
-    // from every other chunk's.
+    // Chunk i is rows r0..r1 of one matrix (the matrices' chunks one after the other).
     ondo_kernels::pool::for_each_claimed_index(count, |chunk| {
-        let (mut m, mut c, mut before) = (0, chunk, 0);
+        let (mut m, mut c) = (0, chunk);
         while c >= counts[m] {
             c -= counts[m];
-            before += ws[m].rows;
             m += 1;
         }
         let w = ws[m];
         let r0 = c * chunk_rows;
         let r1 = (r0 + chunk_rows).min(w.rows);
-        let rows = r1 - r0;
-        // SAFETY: chunks own disjoint ranges of `tiles` (total · n long), which lives until
-        // the region ends.
-        let tile = unsafe {
-            std::slice::from_raw_parts_mut(tiles_at.get().add(n * (before + r0)), n * rows)
-        };
         let Some(packed) = w.packed() else { return };
-        if w.dtype == DType::Q4_0 {
-            let gb = w.cols / 32 * ondo_kernels::q4_0x8::GROUP_BLOCK_BYTES;
-            let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
-            ondo_kernels::q4_0x8::gemm_q4_0x8(p, rows, xq_ref, n, tile, rows);
-        } else {
-            let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
-            let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
-            rows8_product(numerics)(w.dtype, p, rows, xq_ref, n, tile, rows);
-        }
-        let base = out_ptrs[m];
-        for (t, v) in tile.chunks_exact(rows).enumerate() {
-            // SAFETY: out `m` holds n rows of `w.rows` (asserted above); this chunk alone
-            // writes columns r0..r1 of each, and `outs` stays borrowed until the region ends.
-            unsafe {
-                let dst = base.get().add(t * w.rows + r0);
-                std::ptr::copy_nonoverlapping(v.as_ptr(), dst, rows);
+        let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
+        let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
+        // SAFETY: out `m` holds n rows of `w.rows` (asserted above); this chunk alone writes
+        // columns r0..r1 of each (chunks are claimed once), and `outs` stays borrowed until
+        // the region ends.
+        unsafe {
+            let out = out_ptrs[m].get().add(r0);
+            if w.dtype == DType::Q4_0 {
+                ondo_kernels::q4_0x8::gemm_q4_0x8_raw(p, r1 - r0, xq_ref, n, out, w.rows);
+            } else if numerics == Numerics::BlockSums {
+                let f = ondo_kernels::rows8_sums::gemm_rows8_sums_raw;
+                f(w.dtype, p, r1 - r0, xq_ref, n, out, w.rows);
+            } else {
+                ondo_kernels::rows8::gemm_rows8_raw(w.dtype, p, r1 - r0, xq_ref, n, out, w.rows);
             }
         }
     });
-    // Keep decode-sized buffers; a prompt's logits for every position may be 100 MB.
-    if xq.capacity() <= KEEP_TILES / 8 {
+    // Keep decode-sized buffers; a prompt's may be large.
+    if xq.capacity() <= KEEP_XQ_BLOCKS {
         SCRATCH.with(|s| s.borrow_mut().xq_batch = xq);
-    }
-    if tiles.capacity() <= KEEP_TILES {
-        TILES.with(|t| t.replace(tiles));
     }
 }
 
-/// The largest tile buffer (in f32s) `matmul_packed` keeps between calls: 16 MB.
-const KEEP_TILES: usize = 4 << 20;
+/// The largest quantized input (in blocks, ~2.3 MB) `matmul_packed` keeps between calls.
+const KEEP_XQ_BLOCKS: usize = 1 << 16;
 
 /// K-quant path: Q8_K activations, the tiled GEMM over row chunks.
 fn matmul_q8k(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
