@@ -193,6 +193,9 @@ mod avx2 {
         let ones = _mm256_set1_epi16(1);
         for j in 0..blocks {
             let o = wg.add(j * GROUP_BLOCK_BYTES);
+            if N == 1 {
+                crate::quant::prefetch_ahead(o, GROUP_BLOCK_BYTES);
+            }
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
             let mut lo = [_mm256_setzero_si256(); 4];
             let mut hi = [_mm256_setzero_si256(); 4];

@@ -317,6 +317,9 @@ unsafe fn q4_k<const N: usize>(row: &[u8], xq: [&[BlockQ8K]; N]) -> [f32; N] {
     let mut acc_m = [_mm_setzero_ps(); N];
     for (i, b) in row.chunks_exact(144).enumerate() {
         let p = b.as_ptr();
+        if N == 1 {
+            crate::quant::prefetch_ahead(p, 144);
+        }
         let xs = rows_at(&xq, i);
         let (scales, mins) = k4_scales_mins(p.add(4));
         let mut sumi = [_mm256_setzero_si256(); N];
@@ -398,6 +401,9 @@ unsafe fn q6_k<const N: usize>(row: &[u8], xq: [&[BlockQ8K]; N]) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, b) in row.chunks_exact(210).enumerate() {
         let p = b.as_ptr();
+        if N == 1 {
+            crate::quant::prefetch_ahead(p, 210);
+        }
         let xs = rows_at(&xq, i);
         let s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(192) as *const __m128i));
         let halves = split_lanes(s16);

@@ -305,7 +305,12 @@ mod avx2 {
         for g in 0..rows / 8 {
             let wg = packed.as_ptr().add(g * blocks * gbb(K));
             for t in 0..ntok {
-                let r = tile::<K, 1>(wg, blocks, xq, t);
+                // decoding streams the weights once: prefetch them
+                let r = if ntok == 1 {
+                    tile::<K, 1, true>(wg, blocks, xq, t)
+                } else {
+                    tile::<K, 1, false>(wg, blocks, xq, t)
+                };
                 _mm256_storeu_ps(out.add(t * out_stride + 8 * g), r[0]);
             }
         }
@@ -314,7 +319,7 @@ mod avx2 {
     /// 8 rows × `N` tokens from token `t0`: per token, the 8 ggml lane accumulators (lane =
     /// row in each), then ggml's horizontal sum lane-wise.
     #[inline(always)]
-    unsafe fn tile<const K: u8, const N: usize>(
+    unsafe fn tile<const K: u8, const N: usize, const PF: bool>(
         wg: *const u8,
         blocks: usize,
         xq: &[BlockQ8],
@@ -326,6 +331,9 @@ mod avx2 {
         let low = _mm256_set1_epi8(0x0F);
         for j in 0..blocks {
             let o = wg.add(j * gbb(K));
+            if PF {
+                crate::quant::prefetch_ahead(o, gbb(K));
+            }
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
             for k in 0..N {
                 let x = &xq[(t0 + k) * blocks + j];

@@ -166,14 +166,19 @@ mod avx2 {
             let wg = packed.as_ptr().add(g * blocks * gbb(K));
             let mut t = 0;
             while t + TILE <= ntok {
-                let r = tile::<K, TILE>(wg, blocks, xq, t);
+                let r = tile::<K, TILE, false>(wg, blocks, xq, t);
                 for (k, v) in r.iter().enumerate() {
                     _mm256_storeu_ps(out.add((t + k) * out_stride + 8 * g), *v);
                 }
                 t += TILE;
             }
             while t < ntok {
-                let r = tile::<K, 1>(wg, blocks, xq, t);
+                // decoding streams the weights once: prefetch them
+                let r = if ntok == 1 {
+                    tile::<K, 1, true>(wg, blocks, xq, t)
+                } else {
+                    tile::<K, 1, false>(wg, blocks, xq, t)
+                };
                 _mm256_storeu_ps(out.add(t * out_stride + 8 * g), r[0]);
                 t += 1;
             }
@@ -182,7 +187,7 @@ mod avx2 {
 
     /// 8 rows (lane = row) × `N` tokens from token `t0`.
     #[inline(always)]
-    unsafe fn tile<const K: u8, const N: usize>(
+    unsafe fn tile<const K: u8, const N: usize, const PF: bool>(
         wg: *const u8,
         blocks: usize,
         xq: &[BlockQ8],
@@ -193,6 +198,9 @@ mod avx2 {
         let low = _mm256_set1_epi8(0x0F);
         for j in 0..blocks {
             let o = wg.add(j * gbb(K));
+            if PF {
+                crate::quant::prefetch_ahead(o, gbb(K));
+            }
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
             if K == Q4_1 {
                 let mw = _mm256_cvtph_ps(_mm_loadu_si128(o.add(16) as *const __m128i));
