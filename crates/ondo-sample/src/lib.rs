@@ -157,10 +157,15 @@ impl Sampler {
         if cands.is_empty() {
             return 0;
         }
-        cands.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // Highest logit first, ties by token id: a strict total order, so the top k are one
+        // set whatever the method. Selecting them first spares sorting the whole vocabulary
+        // (~1.5 ms for 49k tokens) on every token.
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if self.cfg.top_k > 0 && self.cfg.top_k < cands.len() {
+            cands.select_nth_unstable_by(self.cfg.top_k - 1, order);
             cands.truncate(self.cfg.top_k);
         }
+        cands.sort_unstable_by(order);
         // Probabilities at temperature 1 decide top-p and min-p, as in llama.cpp.
         let max = cands[0].1;
         let mut probs: Vec<f32> = cands.iter().map(|c| (c.1 - max).exp()).collect();

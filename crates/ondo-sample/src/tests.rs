@@ -144,3 +144,31 @@ fn invalid_settings_are_rejected() {
         assert!(Sampler::new(bad).is_err());
     }
 }
+
+#[test]
+fn top_k_keeps_exactly_the_k_best_with_ties_broken_by_id() {
+    // Many ties: the top k by (logit desc, id asc) must be the candidates, in that order. The
+    // same draws come from a sampler without top-k over logits where every other token is
+    // NaN (filtered out before sorting).
+    let logits: Vec<f32> = (0..5000).map(|i| ((i * 7919) % 97) as f32 * 0.05).collect();
+    for k in [1usize, 2, 40, 333, 4999] {
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        let mut masked = vec![f32::NAN; logits.len()];
+        for &i in &order[..k] {
+            masked[i] = logits[i];
+        }
+        let draw = |top_k: usize, l: &[f32]| {
+            let mut s = Sampler::new(SamplerConfig {
+                top_k,
+                seed: 11,
+                ..cfg(1.3)
+            })
+            .unwrap();
+            (0..64)
+                .map(|_| s.sample(&mut l.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(k, &logits), draw(0, &masked), "top_k {k}");
+    }
+}
