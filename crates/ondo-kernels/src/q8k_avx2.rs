@@ -270,23 +270,24 @@ unsafe fn q3_k<const N: usize>(row: &[u8], xq: [&[BlockQ8K]; N]) -> [f32; N] {
 }
 
 /// ggml's kmask unpacking of the 12 packed bytes of Q4_K/Q5_K: (the 8 scales as i16 in both
-/// lanes, the 8 mins as i16).
+/// lanes, the 8 mins as i16). The same bit operations as ggml's scalar `u32` masks, on all 12
+/// bytes at once (reads 16 bytes from `p`: the quants follow the scales in the block).
 #[inline(always)]
 unsafe fn k4_scales_mins(p: *const u8) -> (__m256i, __m128i) {
-    const KM1: u32 = 0x3f3f_3f3f;
-    const KM2: u32 = 0x0f0f_0f0f;
-    const KM3: u32 = 0x0303_0303;
-    let (u0, u1, u2) = (u32_at(p), u32_at(p.add(4)), u32_at(p.add(8)));
-    let mins_hi = ((u2 >> 4) & KM2) | (((u1 >> 6) & KM3) << 4);
-    let mins_lo = u1 & KM1;
-    let sc_hi = (u2 & KM2) | (((u0 >> 6) & KM3) << 4);
-    let sc_lo = u0 & KM1;
-    let v = _mm256_cvtepu8_epi16(_mm_set_epi32(
-        mins_hi as i32,
-        mins_lo as i32,
-        sc_hi as i32,
-        sc_lo as i32,
-    ));
+    // dwords u0, u1, u2: sc_lo = u0 & 0x3f.., mins_lo = u1 & 0x3f..,
+    // sc_hi = (u2 & 0x0f..) | ((u0 >> 6) & 0x03..) << 4, mins_hi = (u2 >> 4 & 0x0f..) | ((u1 >> 6) & 0x03..) << 4
+    let v = _mm_loadu_si128(p as *const __m128i);
+    let lo = _mm_and_si128(v, _mm_set1_epi8(0x3f));
+    let top = _mm_and_si128(_mm_srli_epi16(v, 6), _mm_set1_epi8(0x03));
+    let u2 = _mm_shuffle_epi32(v, 0b10_10_10_10);
+    let nib = _mm_set1_epi8(0x0f);
+    let u2_nibbles = _mm_unpacklo_epi32(
+        _mm_and_si128(u2, nib),
+        _mm_and_si128(_mm_srli_epi16(u2, 4), nib),
+    );
+    let hi = _mm_or_si128(u2_nibbles, _mm_slli_epi16(top, 4));
+    // [sc_lo, sc_hi, mins_lo, mins_hi]
+    let v = _mm256_cvtepu8_epi16(_mm_unpacklo_epi32(lo, hi));
     (
         _mm256_permute2x128_si256(v, v, 0x00),
         _mm256_extracti128_si256(v, 1),
