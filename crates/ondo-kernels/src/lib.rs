@@ -31,6 +31,7 @@ pub mod q4_0x8;
 pub mod q8;
 #[cfg(target_arch = "x86_64")]
 mod q8_avx2;
+pub mod q8_broadcast;
 #[cfg(target_arch = "x86_64")]
 mod q8_gemm_avx2;
 mod q8_gemv;
@@ -43,6 +44,7 @@ mod q8k_gemm_avx2;
 pub mod quant;
 pub mod rows8;
 pub mod rows8_sums;
+mod rows8_sums_avx2;
 pub mod rows_axpy;
 
 pub use actq::{act_rounding, round_activations, ActRounding};
@@ -50,7 +52,8 @@ pub use dtype::DType;
 pub use error::KernelError;
 pub use ops::{axpy, dot_f32, rmsnorm, silu, softmax_inplace};
 pub use q8::{
-    dot_q8, dot_q8_reference, dot_q8_x4, gemm_q8, gemm_q8_rows, has_q8_path, quantize_q8, BlockQ8,
+    dot_q8, dot_q8_reference, dot_q8_x4, gemm_q8, gemm_q8_rows, has_q8_path, quantize_q8,
+    quantize_q8_into, BlockQ8,
 };
 pub use q8_gemv::gemv_q8;
 pub use q8k::{

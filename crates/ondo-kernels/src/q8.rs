@@ -36,31 +36,39 @@ pub fn has_q8_path(w: DType) -> bool {
 
 /// Quantizes `x` (a multiple of 32 long) into `out` (cleared first).
 pub fn quantize_q8(x: &[f32], out: &mut Vec<BlockQ8>) {
+    out.clear();
+    out.resize(x.len() / 32, BlockQ8::default());
+    quantize_q8_into(x, out);
+}
+
+/// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks).
+pub fn quantize_q8_into(x: &[f32], out: &mut [BlockQ8]) {
     assert_eq!(
         x.len() % 32,
         0,
         "activation length must be a multiple of 32"
     );
-    out.clear();
+    assert_eq!(out.len(), x.len() / 32, "one block per 32 activations");
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
         // SAFETY: AVX2/F16C detected.
         unsafe { quantize_q8_avx2(x, out) };
         return;
     }
-    out.extend(x.chunks_exact(32).map(quantize_block));
+    for (o, xb) in out.iter_mut().zip(x.chunks_exact(32)) {
+        *o = quantize_block(xb);
+    }
 }
 
-/// The loop of [`quantize_q8`] inside the AVX2 context, so the block kernel inlines.
+/// The loop of [`quantize_q8_into`] inside the AVX2 context, so the block kernel inlines.
 ///
 /// # Safety
 /// AVX2 and F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn quantize_q8_avx2(x: &[f32], out: &mut Vec<BlockQ8>) {
-    out.reserve(x.len() / 32);
-    for xb in x.chunks_exact(32) {
-        out.push(quantize_block_avx2(xb).unwrap_or_else(|| quantize_block(xb)));
+unsafe fn quantize_q8_avx2(x: &[f32], out: &mut [BlockQ8]) {
+    for (o, xb) in out.iter_mut().zip(x.chunks_exact(32)) {
+        *o = quantize_block_avx2(xb).unwrap_or_else(|| quantize_block(xb));
     }
 }
 

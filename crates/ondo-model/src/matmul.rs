@@ -13,7 +13,10 @@
 //! and reuses per-thread scratch buffers, so the decode loop does not allocate.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use ondo_kernels::q8_broadcast::Q8Broadcast;
+use ondo_kernels::rows8::has_rows8;
 use ondo_kernels::{act_rounding, ActRounding, BlockQ8, BlockQ8K, DType};
 
 use crate::{Numerics, QWeight};
@@ -28,8 +31,9 @@ const MIN_BYTES_PER_THREAD: usize = 16 * 1024;
 #[derive(Default)]
 struct Scratch {
     xq: Vec<BlockQ8>,
-    /// `matmul_packed`'s quantized input.
+    /// `matmul_packed`'s quantized input, and the same laid out broadcast for a decoding batch.
     xq_batch: Vec<BlockQ8>,
+    xb_batch: Q8Broadcast,
     xqk: Vec<BlockQ8K>,
     /// One rounded copy of x per product of a group (only for types without an integer path).
     xr: Vec<Vec<f32>>,
@@ -337,6 +341,11 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 /// `Numerics::BlockSums` `rows8_sums`): the input is quantized once and every matrix's row
 /// chunks are shared among the threads in one region, each chunk writing its rows of every
 /// token's output row in place.
+///
+/// A decoding batch under `BlockSums` is also laid out broadcast (`q8_broadcast`) for the
+/// kernels; the first items of the region quantize and lay out one token each, and the
+/// product chunks, claimed after them, wait until those are done. The other thread works
+/// while the caller prepares instead of waiting for it.
 fn matmul_packed(
     ws: &[&QWeight],
     x: &[f32],
@@ -345,12 +354,31 @@ fn matmul_packed(
     numerics: Numerics,
 ) {
     // The quantized input is kept per thread, so a decoding batch allocates nothing.
-    let mut xq = SCRATCH.with(|s| std::mem::take(&mut s.borrow_mut().xq_batch));
-    quantize_rows_into(x, n, ws[0].cols, &mut xq);
+    let (mut xq, mut xb) = SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        (
+            std::mem::take(&mut s.xq_batch),
+            std::mem::take(&mut s.xb_batch),
+        )
+    });
+    let (cols, blocks) = (ws[0].cols, ws[0].cols / 32);
+    // A decoding batch's input is read by every row chunk: lay it out broadcast once. (A
+    // prompt's would not stay in cache; the kernel lays out each tile of it per chunk.)
+    let broadcast = numerics == Numerics::BlockSums
+        && (2..=16).contains(&n)
+        && ws.iter().any(|w| has_rows8(w.dtype));
+    let (prep, xbr) = if broadcast {
+        xq.clear();
+        xq.resize(n * blocks, BlockQ8::default());
+        (n, Some(xb.reshape(n, blocks)))
+    } else {
+        quantize_rows_into(x, n, cols, &mut xq);
+        (0, None)
+    };
     // At decode-batch sizes, about the same work per chunk whatever the width (16-row chunks
     // for a 1536-wide input at 8 tokens), so the threads finish a region together.
     let chunk_rows = if n <= 16 {
-        (ROW_CHUNK * 576 * 8 / (ws[0].cols * n).max(1)).clamp(8, ROW_CHUNK) / 8 * 8
+        (ROW_CHUNK * 576 * 8 / (cols * n).max(1)).clamp(8, ROW_CHUNK) / 8 * 8
     } else {
         ROW_CHUNK
     };
@@ -366,10 +394,32 @@ fn matmul_packed(
         counts[i] = w.rows.div_ceil(chunk_rows);
     }
     let count: usize = counts.iter().sum();
-    let xq_ref = &xq[..];
-    // Chunk i is rows r0..r1 of one matrix (the matrices' chunks one after the other).
-    ondo_kernels::pool::for_each_claimed_index(count, |chunk| {
-        let (mut m, mut c) = (0, chunk);
+    let xq_ptr = BlocksPtr(xq.as_mut_ptr());
+    let prepared = AtomicUsize::new(0);
+    // Items 0..prep lay out token i; item prep + i is chunk i, rows r0..r1 of one matrix (the
+    // matrices' chunks one after the other). Items are claimed in order, so every layout item
+    // is taken before any chunk; on one thread they simply run in order.
+    ondo_kernels::pool::for_each_claimed_index(prep + count, |item| {
+        if item < prep {
+            // SAFETY: item (a token) is claimed once, so this thread alone writes its blocks
+            // of `xq` and its rows of `xbr`; `xq` holds n * blocks blocks (resized above).
+            unsafe {
+                let xq_t = std::slice::from_raw_parts_mut(xq_ptr.get().add(item * blocks), blocks);
+                ondo_kernels::quantize_q8_into(&x[item * cols..(item + 1) * cols], xq_t);
+                if let Some(xbr) = xbr {
+                    xbr.fill_row(item, xq_t);
+                }
+            }
+            prepared.fetch_add(1, Ordering::Release);
+            return;
+        }
+        while prepared.load(Ordering::Acquire) < prep {
+            std::hint::spin_loop();
+        }
+        // SAFETY: every layout item is done (the acquire above sees their writes) and no one
+        // writes `xq` again during the region.
+        let xq_ref = unsafe { std::slice::from_raw_parts(xq_ptr.get(), n * blocks) };
+        let (mut m, mut c) = (0, item - prep);
         while c >= counts[m] {
             c -= counts[m];
             m += 1;
@@ -382,11 +432,14 @@ fn matmul_packed(
         let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
         // SAFETY: out `m` holds n rows of `w.rows` (asserted above); this chunk alone writes
         // columns r0..r1 of each (chunks are claimed once), and `outs` stays borrowed until
-        // the region ends.
+        // the region ends. `xbr` was filled from `xq` by the layout items.
         unsafe {
             let out = out_ptrs[m].get().add(r0);
             if w.dtype == DType::Q4_0 {
                 ondo_kernels::q4_0x8::gemm_q4_0x8_raw(p, r1 - r0, xq_ref, n, out, w.rows);
+            } else if let (Numerics::BlockSums, Some(xbr)) = (numerics, xbr) {
+                let f = ondo_kernels::rows8_sums::gemm_rows8_sums_prepared_raw;
+                f(w.dtype, p, r1 - r0, xq_ref, xbr, out, w.rows);
             } else if numerics == Numerics::BlockSums {
                 let f = ondo_kernels::rows8_sums::gemm_rows8_sums_raw;
                 f(w.dtype, p, r1 - r0, xq_ref, n, out, w.rows);
@@ -396,10 +449,28 @@ fn matmul_packed(
         }
     });
     // Keep decode-sized buffers; a prompt's may be large.
-    if xq.capacity() <= KEEP_XQ_BLOCKS {
-        SCRATCH.with(|s| s.borrow_mut().xq_batch = xq);
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if xq.capacity() <= KEEP_XQ_BLOCKS {
+            s.xq_batch = xq;
+        }
+        s.xb_batch = xb;
+    });
+}
+
+/// The quantized input of [`matmul_packed`], written by one thread per token.
+#[derive(Clone, Copy)]
+struct BlocksPtr(*mut BlockQ8);
+
+impl BlocksPtr {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut BlockQ8 {
+        self.0
     }
 }
+// SAFETY: hands disjoint token rows of the quantized input to the pool's threads.
+unsafe impl Send for BlocksPtr {}
+unsafe impl Sync for BlocksPtr {}
 
 /// The largest quantized input (in blocks, ~2.3 MB) `matmul_packed` keeps between calls.
 const KEEP_XQ_BLOCKS: usize = 1 << 16;

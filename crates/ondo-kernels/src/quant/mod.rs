@@ -36,12 +36,18 @@ const PREFETCH_AHEAD: usize = 4096;
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn prefetch_ahead(p: *const u8, len: usize) {
+    prefetch(p.wrapping_add(PREFETCH_AHEAD), len);
+}
+
+/// Prefetches the `len` bytes at `p` (any address: a prefetch never faults).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8, len: usize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    let f = p.wrapping_add(PREFETCH_AHEAD) as *const i8;
     let mut o = 0;
     while o < len {
         // SAFETY: a prefetch is a hint; it does not access memory architecturally.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(f.wrapping_add(o)) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o) as *const i8) };
         o += 64;
     }
 }

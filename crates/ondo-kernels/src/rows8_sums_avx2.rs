@@ -1,0 +1,355 @@
+//! AVX2 kernels of [`crate::rows8_sums`]: eight rows (lane = row) against one token while
+//! decoding, and against tiles of up to eight tokens in broadcast layout
+//! ([`crate::q8_broadcast`]) for batches.
+//!
+//! Per (row group, token, block) every path runs the same instructions on the same values:
+//! the block's integer sum (i16 pair sums added as i16 for Q4_1, widened to i32 per chunk for
+//! Q8_0), converted once, `acc = fma(d_w * d_x, sum, acc)`, then Q4_1's `acc = fma(m_w, s_x,
+//! acc)`, blocks in order. So a token's result does not depend on the path or the batch.
+//!
+//! The batched pass keeps a block's unpacked weights in registers for the tile's tokens and
+//! reads the activations as memory operands (no broadcast per row group). Its accumulators
+//! live in a small array: a strip of [`SB`] blocks (the tile's activations for it stay in L1)
+//! is applied to up to [`GS`] row groups before the next strip.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
+
+use crate::q8::BlockQ8;
+use crate::q8_broadcast::{BroadcastBlock, BroadcastRows, TILE};
+use crate::DType;
+
+const Q4_1: u8 = 1;
+const Q8_0: u8 = 2;
+/// Row groups sharing one strip of activations.
+const GS: usize = 16;
+/// Blocks per strip: a tile's activations for a strip take `SB * TILE * 320` bytes (10 KB).
+const SB: usize = 4;
+
+const fn gbb(k: u8) -> usize {
+    if k == Q4_1 {
+        160
+    } else {
+        272
+    }
+}
+
+/// `out[t * out_stride + r]` for `ntok` tokens of `xq`.
+///
+/// # Safety
+/// AVX2/FMA/F16C; `packed` holds `rows / 8` groups of `blocks` blocks of `w`, `xq` `ntok *
+/// blocks` blocks, and `out` every element written, which no one else accesses meanwhile.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm(
+    w: DType,
+    packed: &[u8],
+    rows: usize,
+    blocks: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let q41 = w == DType::Q4_1;
+    if ntok == 1 {
+        for g in 0..rows / 8 {
+            let wg = packed
+                .as_ptr()
+                .add(g * blocks * if q41 { gbb(Q4_1) } else { gbb(Q8_0) });
+            let r = if q41 {
+                one_token::<Q4_1>(wg, blocks, xq)
+            } else {
+                one_token::<Q8_0>(wg, blocks, xq)
+            };
+            _mm256_storeu_ps(out.add(8 * g), r);
+        }
+        return;
+    }
+    for g in 0..rows / 8 {
+        let o = out.add(8 * g);
+        if q41 {
+            direct::<Q4_1>(
+                packed.as_ptr().add(g * blocks * gbb(Q4_1)),
+                blocks,
+                xq,
+                ntok,
+                o,
+                out_stride,
+            );
+        } else {
+            direct::<Q8_0>(
+                packed.as_ptr().add(g * blocks * gbb(Q8_0)),
+                blocks,
+                xq,
+                ntok,
+                o,
+                out_stride,
+            );
+        }
+    }
+}
+
+/// [`gemm`] with the activations already in broadcast layout.
+///
+/// Only Q4_1 reads them: Q8_0's pass spends its time on the sign operations and runs faster
+/// broadcasting from `xq` in the loop (measured).
+///
+/// # Safety
+/// As [`gemm`], with `xb` a valid handle to `ntok` rows of `blocks` blocks filled from `xq`,
+/// which no one writes meanwhile.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_prepared(
+    w: DType,
+    packed: &[u8],
+    rows: usize,
+    xq: &[BlockQ8],
+    xb: BroadcastRows,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let (ntok, blocks) = (xb.ntok(), xb.blocks());
+    if w != DType::Q4_1 {
+        gemm(w, packed, rows, blocks, xq, ntok, out, out_stride);
+        return;
+    }
+    for tile in 0..ntok.div_ceil(TILE) {
+        let t0 = tile * TILE;
+        let n = (ntok - t0).min(TILE);
+        let e = xb.tile(tile);
+        let o = out.add(t0 * out_stride);
+        tile_pass(packed, rows / 8, blocks, e, n, o, out_stride);
+    }
+}
+
+/// 8 rows (lane = row) × one token, prefetching the weights (decoding streams them once).
+#[inline(always)]
+unsafe fn one_token<const K: u8>(wg: *const u8, blocks: usize, xq: &[BlockQ8]) -> __m256 {
+    let mut acc = _mm256_setzero_ps();
+    let ones = _mm256_set1_epi16(1);
+    let low = _mm256_set1_epi8(0x0F);
+    for (j, x) in xq[..blocks].iter().enumerate() {
+        let o = wg.add(j * gbb(K));
+        crate::quant::prefetch_ahead(o, gbb(K));
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
+        let y = x.qs.as_ptr() as *const i32;
+        let d = _mm256_mul_ps(dw, _mm256_set1_ps(x.d));
+        if K == Q4_1 {
+            let mw = _mm256_cvtph_ps(_mm_loadu_si128(o.add(16) as *const __m128i));
+            // |each maddubs pair| ≤ 2·15·128, eight of them fit in i16
+            let mut s = _mm256_setzero_si256();
+            for c in 0..8 {
+                let wv = _mm256_loadu_si256(o.add(32 + 32 * (c % 4)) as *const __m256i);
+                let q = if c < 4 {
+                    _mm256_and_si256(wv, low)
+                } else {
+                    _mm256_and_si256(_mm256_srli_epi16(wv, 4), low)
+                };
+                let yv = _mm256_set1_epi32(std::ptr::read_unaligned(y.add(c)));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(q, yv));
+            }
+            let sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, ones));
+            acc = _mm256_fmadd_ps(d, sum, acc);
+            acc = _mm256_fmadd_ps(mw, _mm256_set1_ps(x.s), acc);
+        } else {
+            // a maddubs pair reaches 2·128·127: widen each chunk to i32 before adding
+            let mut s = _mm256_setzero_si256();
+            for c in 0..8 {
+                let q = _mm256_loadu_si256(o.add(16 + 32 * c) as *const __m256i);
+                let yv = _mm256_set1_epi32(std::ptr::read_unaligned(y.add(c)));
+                let p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv, q));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+            }
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
+        }
+    }
+    acc
+}
+
+/// All `groups` row groups × the `n` (≤ [`TILE`]) tokens of one broadcast tile `xb`, Q4_1.
+#[inline(always)]
+unsafe fn tile_pass(
+    packed: &[u8],
+    groups: usize,
+    blocks: usize,
+    xb: *const BroadcastBlock,
+    n: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    const GBB: usize = gbb(Q4_1);
+    // Left uninitialized: zeroing all of it would cost a 4 KB memset per call.
+    let mut acc = [[MaybeUninit::<__m256>::uninit(); TILE]; GS];
+    let mut g0 = 0;
+    while g0 < groups {
+        let gn = (groups - g0).min(GS);
+        for a in &mut acc[..gn] {
+            for v in &mut a[..n] {
+                v.write(_mm256_setzero_ps());
+            }
+        }
+        let mut j0 = 0;
+        while j0 < blocks {
+            let jn = (blocks - j0).min(SB);
+            for (gi, a) in acc[..gn].iter_mut().enumerate() {
+                let wg = packed.as_ptr().add((g0 + gi) * blocks * GBB);
+                // The groups are read strip by strip, too many streams for the hardware
+                // prefetcher: ask for this group's next strip (or, after the last one, the
+                // first strip of the group as far ahead in the next chunk).
+                let next = if j0 + jn < blocks {
+                    wg.wrapping_add((j0 + jn) * GBB)
+                } else {
+                    wg.wrapping_add(GS * blocks * GBB)
+                };
+                crate::quant::prefetch(next, SB * GBB);
+                strip(wg, j0..j0 + jn, xb, n, a.as_mut_ptr() as *mut __m256);
+            }
+            j0 += jn;
+        }
+        for (gi, a) in acc[..gn].iter().enumerate() {
+            for (k, v) in a[..n].iter().enumerate() {
+                _mm256_storeu_ps(out.add(k * out_stride + 8 * (g0 + gi)), v.assume_init());
+            }
+        }
+        g0 += gn;
+    }
+}
+
+/// Q4_1 blocks `js` of one row group (`wg`) into the accumulators of the tile's `n` tokens
+/// (`acc[..n]`, initialized).
+#[inline(always)]
+unsafe fn strip(
+    wg: *const u8,
+    js: std::ops::Range<usize>,
+    xb: *const BroadcastBlock,
+    n: usize,
+    acc: *mut __m256,
+) {
+    let low = _mm256_set1_epi8(0x0F);
+    for j in js {
+        let o = wg.add(j * gbb(Q4_1));
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
+        let mw = _mm256_cvtph_ps(_mm_loadu_si128(o.add(16) as *const __m128i));
+        let xj = xb.add(j * TILE);
+        let mut q = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let wv = _mm256_loadu_si256(o.add(32 + 32 * c) as *const __m256i);
+            q[c] = _mm256_and_si256(wv, low);
+            q[4 + c] = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low);
+        }
+        // two tokens at a time: two independent chains for the scheduler
+        let mut k = 0;
+        while k + 2 <= n {
+            let a0 = q4_1_token(&q, dw, mw, xj.add(k), *acc.add(k));
+            let a1 = q4_1_token(&q, dw, mw, xj.add(k + 1), *acc.add(k + 1));
+            (*acc.add(k), *acc.add(k + 1)) = (a0, a1);
+            k += 2;
+        }
+        if k < n {
+            *acc.add(k) = q4_1_token(&q, dw, mw, xj.add(k), *acc.add(k));
+        }
+    }
+}
+
+/// One row group (`wg`, lane = row) × `ntok` tokens of `xq`, broadcasting the activations in
+/// the loop: a block's weights are unpacked once per tile of [`TILE`] tokens, whose
+/// accumulators live in a small array. Writes `out[t * out_stride + lane]`.
+#[inline(always)]
+unsafe fn direct<const K: u8>(
+    wg: *const u8,
+    blocks: usize,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let ones = _mm256_set1_epi16(1);
+    let low = _mm256_set1_epi8(0x0F);
+    let mut t0 = 0;
+    while t0 < ntok {
+        let n = (ntok - t0).min(TILE);
+        let mut acc = [_mm256_setzero_ps(); TILE];
+        let x0 = xq[t0 * blocks..(t0 + n) * blocks].as_ptr();
+        for j in 0..blocks {
+            let o = wg.add(j * gbb(K));
+            crate::quant::prefetch_ahead(o, gbb(K));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
+            if K == Q4_1 {
+                let mw = _mm256_cvtph_ps(_mm_loadu_si128(o.add(16) as *const __m128i));
+                let mut q = [_mm256_setzero_si256(); 8];
+                for c in 0..4 {
+                    let wv = _mm256_loadu_si256(o.add(32 + 32 * c) as *const __m256i);
+                    q[c] = _mm256_and_si256(wv, low);
+                    q[4 + c] = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low);
+                }
+                for (k, a) in acc[..n].iter_mut().enumerate() {
+                    let x = &*x0.add(k * blocks + j);
+                    let y = x.qs.as_ptr() as *const i32;
+                    // |each maddubs pair| ≤ 2·15·128, eight of them fit in i16
+                    let mut s = _mm256_setzero_si256();
+                    for (c, qc) in q.iter().enumerate() {
+                        let yv = _mm256_set1_epi32(std::ptr::read_unaligned(y.add(c)));
+                        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*qc, yv));
+                    }
+                    let sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, ones));
+                    let d = _mm256_mul_ps(dw, _mm256_set1_ps(x.d));
+                    *a = _mm256_fmadd_ps(d, sum, *a);
+                    *a = _mm256_fmadd_ps(mw, _mm256_set1_ps(x.s), *a);
+                }
+            } else {
+                let mut qa = [_mm256_setzero_si256(); 8];
+                for (c, a) in qa.iter_mut().enumerate() {
+                    let q = _mm256_loadu_si256(o.add(16 + 32 * c) as *const __m256i);
+                    *a = _mm256_sign_epi8(q, q);
+                }
+                for (k, a) in acc[..n].iter_mut().enumerate() {
+                    let x = &*x0.add(k * blocks + j);
+                    let y = x.qs.as_ptr() as *const i32;
+                    // a maddubs pair reaches 2·128·127: widen each chunk to i32 before adding
+                    let mut s = _mm256_setzero_si256();
+                    for (c, qc) in qa.iter().enumerate() {
+                        let q = _mm256_loadu_si256(o.add(16 + 32 * c) as *const __m256i);
+                        let yv = _mm256_set1_epi32(std::ptr::read_unaligned(y.add(c)));
+                        let p = _mm256_maddubs_epi16(*qc, _mm256_sign_epi8(yv, q));
+                        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+                    }
+                    let d = _mm256_mul_ps(dw, _mm256_set1_ps(x.d));
+                    *a = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), *a);
+                }
+            }
+        }
+        for (k, a) in acc[..n].iter().enumerate() {
+            _mm256_storeu_ps(out.add((t0 + k) * out_stride), *a);
+        }
+        t0 += n;
+    }
+}
+
+/// Chunk `c` of a broadcast block.
+#[inline(always)]
+unsafe fn chunk(x: *const BroadcastBlock, c: usize) -> *const __m256i {
+    (*x).y.as_ptr().add(c) as *const __m256i
+}
+
+/// One Q4_1 block (unpacked nibbles `q`, scales `dw`, mins `mw`) × one token's broadcast
+/// block `x`, added to the token's accumulator `a`.
+#[inline(always)]
+unsafe fn q4_1_token(
+    q: &[__m256i; 8],
+    dw: __m256,
+    mw: __m256,
+    x: *const BroadcastBlock,
+    a: __m256,
+) -> __m256 {
+    // |each maddubs pair| ≤ 2·15·128, eight of them fit in i16
+    let mut s = _mm256_maddubs_epi16(q[0], _mm256_load_si256(chunk(x, 0)));
+    for (c, qc) in q.iter().enumerate().skip(1) {
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*qc, _mm256_load_si256(chunk(x, c))));
+    }
+    let sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+    let d = _mm256_mul_ps(dw, _mm256_load_ps((*x).d.as_ptr()));
+    let a = _mm256_fmadd_ps(d, sum, a);
+    _mm256_fmadd_ps(mw, _mm256_load_ps((*x).s.as_ptr()), a)
+}
