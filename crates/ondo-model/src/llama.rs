@@ -13,7 +13,7 @@ use ondo_kernels::{rmsnorm, silu};
 
 use crate::attention::{attend, attend_decode};
 use crate::kv::round_f16;
-use crate::matmul::{matmul, matmul_group};
+use crate::matmul::{matmul, matmul_group_made, MakeRows};
 use crate::rope::Rope;
 use crate::weights::TensorLoader;
 use crate::{KvCache, LlamaConfig, ModelError, Numerics, QWeight, RopeScaling};
@@ -259,10 +259,15 @@ impl LlamaModel {
             self.rope.angles_into(pos, a);
         }
         for (l, w) in self.layers.iter().enumerate() {
-            norm_rows(&mut *xb, x, &w.attn_norm, c.norm_eps, dim);
-            matmul_group(
+            let norm = MakeRows::Norm {
+                x: &*x,
+                weight: &w.attn_norm,
+                eps: c.norm_eps,
+            };
+            matmul_group_made(
                 &[&w.wq, &w.wk, &w.wv],
-                xb,
+                &mut *xb,
+                norm,
                 n,
                 &mut [&mut *q, &mut *k, &mut *v],
                 self.numerics,
@@ -288,25 +293,31 @@ impl LlamaModel {
             matmul(&w.wo, att, n, &mut *proj, self.numerics, rows);
             add_into(&mut *x, proj);
 
-            norm_rows(&mut *xb, x, &w.ffn_norm, c.norm_eps, dim);
-            matmul_group(
+            let norm = MakeRows::Norm {
+                x: &*x,
+                weight: &w.ffn_norm,
+                eps: c.norm_eps,
+            };
+            matmul_group_made(
                 &[&w.w_gate, &w.w_up],
-                xb,
+                &mut *xb,
+                norm,
                 n,
                 &mut [&mut *gate, &mut *up],
                 self.numerics,
                 rows,
             );
-            match self.numerics {
-                Numerics::LlamaCpp | Numerics::BlockSums => {
-                    ondo_kernels::ggml_math::swiglu_ggml(&mut *gate, up)
+            let swiglu = match self.numerics {
+                Numerics::LlamaCpp | Numerics::BlockSums => MakeRows::SwiGlu { up: &*up },
+                Numerics::Exact => {
+                    gate.iter_mut()
+                        .zip(up.iter())
+                        .for_each(|(g, u)| *g = silu(*g) * u);
+                    MakeRows::Ready
                 }
-                Numerics::Exact => gate
-                    .iter_mut()
-                    .zip(up.iter())
-                    .for_each(|(g, u)| *g = silu(*g) * u),
-            }
-            matmul(&w.w_down, gate, n, &mut *proj, self.numerics, rows);
+            };
+            let (down, out) = (&[&w.w_down], &mut [&mut *proj]);
+            matmul_group_made(down, &mut *gate, swiglu, n, out, self.numerics, rows);
             add_into(&mut *x, proj);
         }
 
@@ -439,12 +450,6 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// RMSNorm of every `dim`-row of `x` into `out`.
-fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32, dim: usize) {
-    for (o, r) in out.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
-        rmsnorm(o, r, weight, eps);
-    }
-}
-
 fn add_into(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;

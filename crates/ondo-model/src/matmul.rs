@@ -64,7 +64,14 @@ pub(crate) fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], num
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
     if w.packed().is_some() && numerics.llama_cpp() {
-        return matmul_packed(&[w], x, n, &mut [out], numerics);
+        return matmul_packed(
+            &[w],
+            RowsPtr::ready(x),
+            MakeRows::Ready,
+            n,
+            &mut [out],
+            numerics,
+        );
     }
     if uses_q8(w.dtype, numerics) {
         return matmul_q8(w, x, n, out);
@@ -154,7 +161,7 @@ pub fn matmul_group(
     if n == 1 {
         gemv_group(ws, x, outs, numerics);
     } else if packed && numerics.llama_cpp() && !ws.is_empty() {
-        matmul_packed(ws, x, n, outs, numerics);
+        matmul_packed(ws, RowsPtr::ready(x), MakeRows::Ready, n, outs, numerics);
     } else {
         for (w, out) in ws.iter().zip(outs.iter_mut()) {
             matmul_base(w, x, n, out, numerics);
@@ -163,6 +170,75 @@ pub fn matmul_group(
     for (w, out) in ws.iter().zip(outs.iter_mut()) {
         crate::lora::apply(w, x, n, out, adapters);
     }
+}
+
+/// How the rows of a product's input are made from the layer's state: an RMS norm of the
+/// residual stream or SwiGLU of the gate and up projections (ggml's, in place in the gate).
+#[derive(Clone, Copy)]
+pub enum MakeRows<'a> {
+    /// The rows are ready.
+    Ready,
+    /// `rows[t] = rmsnorm(x[t]) * weight`.
+    Norm {
+        x: &'a [f32],
+        weight: &'a [f32],
+        eps: f32,
+    },
+    /// `rows[t] = silu(rows[t]) * up[t]`, as `swiglu_ggml`.
+    SwiGlu { up: &'a [f32] },
+}
+
+impl MakeRows<'_> {
+    /// Makes row `t` (`cols` wide) in place.
+    fn make_row(self, row: &mut [f32], t: usize) {
+        let cols = row.len();
+        match self {
+            MakeRows::Ready => {}
+            MakeRows::Norm { x, weight, eps } => {
+                ondo_kernels::rmsnorm(row, &x[t * cols..(t + 1) * cols], weight, eps)
+            }
+            MakeRows::SwiGlu { up } => {
+                ondo_kernels::ggml_math::swiglu_ggml(row, &up[t * cols..(t + 1) * cols])
+            }
+        }
+    }
+}
+
+/// [`matmul_group`] of an input that `make` first writes into `rows` ([n][cols]). A decoding
+/// batch under `BlockSums` makes each token's row in the product's parallel region (the
+/// caller would otherwise make them alone while the other threads wait); `rows` holds the
+/// made input afterwards either way (LoRA adapters read it).
+pub fn matmul_group_made(
+    ws: &[&QWeight],
+    rows: &mut [f32],
+    make: MakeRows<'_>,
+    n: usize,
+    outs: &mut [&mut [f32]],
+    numerics: Numerics,
+    adapters: &[Option<u32>],
+) {
+    let cols = ws[0].cols;
+    assert!(rows.len() >= n * cols, "input rows too short");
+    let packed = ws.iter().all(|w| w.packed().is_some() && w.cols == cols);
+    if packed && broadcasts(ws, n, numerics) {
+        matmul_packed(ws, RowsPtr::made(rows), make, n, outs, numerics);
+        for (w, out) in ws.iter().zip(outs.iter_mut()) {
+            crate::lora::apply(w, rows, n, out, adapters);
+        }
+        return;
+    }
+    for (t, row) in rows.chunks_exact_mut(cols).take(n).enumerate() {
+        make.make_row(row, t);
+    }
+    matmul_group(ws, rows, n, outs, numerics, adapters);
+}
+
+/// True if [`matmul_packed`] lays a batch of `n` tokens out broadcast (and makes its rows in
+/// the region): a decoding batch under `BlockSums` through a Q4_1/Q8_0 matrix.
+fn broadcasts(ws: &[&QWeight], n: usize, numerics: Numerics) -> bool {
+    numerics == Numerics::BlockSums
+        && (2..=16).contains(&n)
+        && ws.iter().any(|w| has_rows8(w.dtype))
 }
 
 /// One token through several matrices: all rows of all matrices are shared among the threads
@@ -348,7 +424,8 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 /// while the caller prepares instead of waiting for it.
 fn matmul_packed(
     ws: &[&QWeight],
-    x: &[f32],
+    x: RowsPtr,
+    make: MakeRows<'_>,
     n: usize,
     outs: &mut [&mut [f32]],
     numerics: Numerics,
@@ -364,15 +441,16 @@ fn matmul_packed(
     let (cols, blocks) = (ws[0].cols, ws[0].cols / 32);
     // A decoding batch's input is read by every row chunk: lay it out broadcast once. (A
     // prompt's would not stay in cache; the kernel lays out each tile of it per chunk.)
-    let broadcast = numerics == Numerics::BlockSums
-        && (2..=16).contains(&n)
-        && ws.iter().any(|w| has_rows8(w.dtype));
+    let broadcast = broadcasts(ws, n, numerics);
+    assert!(x.len >= n * cols, "input rows too short");
     let (prep, xbr) = if broadcast {
         xq.clear();
         xq.resize(n * blocks, BlockQ8::default());
         (n, Some(xb.reshape(n, blocks)))
     } else {
-        quantize_rows_into(x, n, cols, &mut xq);
+        // SAFETY: `x` covers n rows (asserted), written by no one else during the call.
+        let rows = unsafe { x.rows(0, n, cols, make) };
+        quantize_rows_into(rows, n, cols, &mut xq);
         (0, None)
     };
     // At decode-batch sizes, about the same work per chunk whatever the width (16-row chunks
@@ -401,11 +479,13 @@ fn matmul_packed(
     // is taken before any chunk; on one thread they simply run in order.
     ondo_kernels::pool::for_each_claimed_index(prep + count, |item| {
         if item < prep {
-            // SAFETY: item (a token) is claimed once, so this thread alone writes its blocks
-            // of `xq` and its rows of `xbr`; `xq` holds n * blocks blocks (resized above).
+            // SAFETY: item (a token) is claimed once, so this thread alone writes its input
+            // row, its blocks of `xq` and its rows of `xbr`; `x` covers n rows (asserted) and
+            // `xq` holds n * blocks blocks (resized above).
             unsafe {
+                let row = x.rows(item, 1, cols, make);
                 let xq_t = std::slice::from_raw_parts_mut(xq_ptr.get().add(item * blocks), blocks);
-                ondo_kernels::quantize_q8_into(&x[item * cols..(item + 1) * cols], xq_t);
+                ondo_kernels::quantize_q8_into(row, xq_t);
                 if let Some(xbr) = xbr {
                     xbr.fill_row(item, xq_t);
                 }
@@ -457,6 +537,59 @@ fn matmul_packed(
         s.xb_batch = xb;
     });
 }
+
+/// The input rows of [`matmul_packed`]: made (written) by one thread per token when a
+/// [`MakeRows`] other than `Ready` comes with them, only read otherwise.
+#[derive(Clone, Copy)]
+struct RowsPtr {
+    ptr: *mut f32,
+    len: usize,
+}
+
+impl RowsPtr {
+    /// Rows that are only read (`MakeRows::Ready`): never written through this pointer.
+    fn ready(x: &[f32]) -> Self {
+        RowsPtr {
+            ptr: x.as_ptr() as *mut f32,
+            len: x.len(),
+        }
+    }
+
+    fn made(x: &mut [f32]) -> Self {
+        RowsPtr {
+            ptr: x.as_mut_ptr(),
+            len: x.len(),
+        }
+    }
+
+    /// Rows `first..first + count` of `cols`-wide rows, made by `make` first unless it is
+    /// `Ready`.
+    ///
+    /// # Safety
+    /// They lie in the buffer, and no one else accesses them while they are made (nor writes
+    /// them while the returned slice lives).
+    unsafe fn rows<'a>(
+        self,
+        first: usize,
+        count: usize,
+        cols: usize,
+        make: MakeRows<'_>,
+    ) -> &'a [f32] {
+        assert!((first + count) * cols <= self.len, "rows out of the input");
+        let p = self.ptr.add(first * cols);
+        if matches!(make, MakeRows::Ready) {
+            return std::slice::from_raw_parts(p, count * cols);
+        }
+        let rows = std::slice::from_raw_parts_mut(p, count * cols);
+        for (t, row) in rows.chunks_exact_mut(cols).enumerate() {
+            make.make_row(row, first + t);
+        }
+        rows
+    }
+}
+// SAFETY: hands disjoint token rows of the input to the pool's threads.
+unsafe impl Send for RowsPtr {}
+unsafe impl Sync for RowsPtr {}
 
 /// The quantized input of [`matmul_packed`], written by one thread per token.
 #[derive(Clone, Copy)]
