@@ -2,9 +2,10 @@
 //! 32-element block, the integer products of a row are summed *as integers* (i16 then i32)
 //! and scaled once, `acc += d_w d_x · Σ q_w q_x (+ m_w s_x for Q4_1)`, instead of ggml's eight
 //! lane accumulators with one f32 rounding each. About half the instructions per block; in a
-//! batch the unpacked weights of a block are shared by a tile of up to eight tokens, whose
-//! activations are laid out broadcast ([`crate::q8_broadcast`]) so the kernel multiplies them
-//! from memory (`crate::rows8_sums_avx2`).
+//! batch the unpacked weights of a block are shared by a tile of up to eight tokens
+//! (`crate::rows8_sums_avx2`). A caller that lays a Q4_1 decoding batch out broadcast
+//! ([`crate::q8_broadcast`], once for many row chunks) lets the kernel multiply the
+//! activations from memory ([`gemm_rows8_sums_prepared_raw`]).
 //!
 //! Not ggml's rounding order, so results differ from `dot_q8` in the last bits (they are, if
 //! anything, more accurate: fewer roundings). Each token's result is computed by the same

@@ -1,16 +1,17 @@
 //! AVX2 kernels of [`crate::rows8_sums`]: eight rows (lane = row) against one token while
-//! decoding, and against tiles of up to eight tokens in broadcast layout
-//! ([`crate::q8_broadcast`]) for batches.
+//! decoding; against tiles of up to eight tokens for batches, broadcasting the activations in
+//! the loop (the direct pass: prompts, and Q8_0 always) or, for Q4_1 decoding batches, reading
+//! them already laid out broadcast ([`crate::q8_broadcast`]).
 //!
 //! Per (row group, token, block) every path runs the same instructions on the same values:
 //! the block's integer sum (i16 pair sums added as i16 for Q4_1, widened to i32 per chunk for
 //! Q8_0), converted once, `acc = fma(d_w * d_x, sum, acc)`, then Q4_1's `acc = fma(m_w, s_x,
 //! acc)`, blocks in order. So a token's result does not depend on the path or the batch.
 //!
-//! The batched pass keeps a block's unpacked weights in registers for the tile's tokens and
-//! reads the activations as memory operands (no broadcast per row group). Its accumulators
-//! live in a small array: a strip of [`SB`] blocks (the tile's activations for it stay in L1)
-//! is applied to up to [`GS`] row groups before the next strip.
+//! The Q4_1 broadcast pass keeps a block's unpacked weights in registers for the tile's tokens
+//! and reads the activations as memory operands (no broadcast per row group). Its
+//! accumulators live in a small array: a strip of [`SB`] blocks (the tile's activations for it
+//! stay in L1) is applied to up to [`GS`] row groups before the next strip.
 
 #![cfg(target_arch = "x86_64")]
 

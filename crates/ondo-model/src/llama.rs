@@ -449,7 +449,7 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..]
 }
 
-/// RMSNorm of every `dim`-row of `x` into `out`.
+/// `x += y`, element by element.
 fn add_into(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;

@@ -13,7 +13,7 @@
 //! and reuses per-thread scratch buffers, so the decode loop does not allocate.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ondo_kernels::q8_broadcast::Q8Broadcast;
 use ondo_kernels::rows8::has_rows8;
@@ -439,14 +439,16 @@ fn matmul_packed(
         )
     });
     let (cols, blocks) = (ws[0].cols, ws[0].cols / 32);
-    // A decoding batch's input is read by every row chunk: lay it out broadcast once. (A
-    // prompt's would not stay in cache; the kernel lays out each tile of it per chunk.)
+    // A decoding batch's input is read by every row chunk: its rows are made, quantized and
+    // (for the Q4_1 kernel, the only one that reads it) laid out broadcast once, one token per
+    // item of the region. A prompt's go through the direct pass, which broadcasts in its loop.
     let broadcast = broadcasts(ws, n, numerics);
     assert!(x.len >= n * cols, "input rows too short");
     let (prep, xbr) = if broadcast {
         xq.clear();
         xq.resize(n * blocks, BlockQ8::default());
-        (n, Some(xb.reshape(n, blocks)))
+        let q4_1 = ws.iter().any(|w| w.dtype == DType::Q4_1);
+        (n, q4_1.then(|| xb.reshape(n, blocks)))
     } else {
         // SAFETY: `x` covers n rows (asserted), written by no one else during the call.
         let rows = unsafe { x.rows(0, n, cols, make) };
@@ -474,11 +476,16 @@ fn matmul_packed(
     let count: usize = counts.iter().sum();
     let xq_ptr = BlocksPtr(xq.as_mut_ptr());
     let prepared = AtomicUsize::new(0);
+    let prep_failed = AtomicBool::new(false);
     // Items 0..prep lay out token i; item prep + i is chunk i, rows r0..r1 of one matrix (the
     // matrices' chunks one after the other). Items are claimed in order, so every layout item
     // is taken before any chunk; on one thread they simply run in order.
     ondo_kernels::pool::for_each_claimed_index(prep + count, |item| {
         if item < prep {
+            // Counted as done even if it panics (the pool re-raises the panic on the caller
+            // when the region ends), with the failure flagged so that no chunk waits forever
+            // or computes from its row.
+            let _done = PrepDone(&prepared, &prep_failed);
             // SAFETY: item (a token) is claimed once, so this thread alone writes its input
             // row, its blocks of `xq` and its rows of `xbr`; `x` covers n rows (asserted) and
             // `xq` holds n * blocks blocks (resized above).
@@ -490,11 +497,21 @@ fn matmul_packed(
                     xbr.fill_row(item, xq_t);
                 }
             }
-            prepared.fetch_add(1, Ordering::Release);
             return;
         }
+        let mut spins = 0u32;
         while prepared.load(Ordering::Acquire) < prep {
-            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            // As the pool's own wait: a preparing thread that takes this long was probably
+            // descheduled, so give it this core.
+            if spins % 4096 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        if prep_failed.load(Ordering::Acquire) {
+            return;
         }
         // SAFETY: every layout item is done (the acquire above sees their writes) and no one
         // writes `xq` again during the region.
@@ -538,12 +555,27 @@ fn matmul_packed(
     });
 }
 
+/// Marks one preparation item of [`matmul_packed`] done when dropped, and failed if it is
+/// dropped by a panic.
+struct PrepDone<'a>(&'a AtomicUsize, &'a AtomicBool);
+
+impl Drop for PrepDone<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.1.store(true, Ordering::Release);
+        }
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// The input rows of [`matmul_packed`]: made (written) by one thread per token when a
 /// [`MakeRows`] other than `Ready` comes with them, only read otherwise.
 #[derive(Clone, Copy)]
 struct RowsPtr {
     ptr: *mut f32,
     len: usize,
+    /// False for rows that came as a shared slice: they may only be read.
+    writable: bool,
 }
 
 impl RowsPtr {
@@ -552,6 +584,7 @@ impl RowsPtr {
         RowsPtr {
             ptr: x.as_ptr() as *mut f32,
             len: x.len(),
+            writable: false,
         }
     }
 
@@ -559,6 +592,7 @@ impl RowsPtr {
         RowsPtr {
             ptr: x.as_mut_ptr(),
             len: x.len(),
+            writable: true,
         }
     }
 
@@ -580,6 +614,7 @@ impl RowsPtr {
         if matches!(make, MakeRows::Ready) {
             return std::slice::from_raw_parts(p, count * cols);
         }
+        assert!(self.writable, "rows lent as a shared slice cannot be made");
         let rows = std::slice::from_raw_parts_mut(p, count * cols);
         for (t, row) in rows.chunks_exact_mut(cols).enumerate() {
             make.make_row(row, first + t);
@@ -700,5 +735,46 @@ where
         for (b, &v) in src.iter().enumerate() {
             out[b * rows + r] = v;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A row that fails to be made inside the region (here: the last token's `up` row is
+    /// missing) panics on the caller, and waits for nothing: the product chunks do not spin
+    /// forever on the missing row, and the pool runs the next product.
+    #[test]
+    fn a_panic_while_making_rows_reaches_the_caller() {
+        let Some(path) = ondo_formats::testdata::cached_default_model() else {
+            return;
+        };
+        let file = Arc::new(ondo_formats::GgufFile::open(&path).unwrap());
+        let model = crate::load_model(&file).unwrap();
+        let w = &model.layers[0].wq;
+        assert!(
+            w.packed().is_some() && has_rows8(w.dtype),
+            "the default model is Q4_1"
+        );
+        let (n, cols) = (8, w.cols);
+        let up: Vec<f32> = (0..n * cols).map(|i| (i % 7) as f32 - 3.0).collect();
+        let mut out = vec![0.0f32; n * w.rows];
+        let adapters = vec![None; n];
+        let mut product = |up: &[f32]| {
+            let mut gate = vec![0.5f32; n * cols];
+            let outs = &mut [&mut out[..]];
+            let (make, numerics) = (MakeRows::SwiGlu { up }, Numerics::BlockSums);
+            matmul_group_made(&[w], &mut gate, make, n, outs, numerics, &adapters);
+        };
+        for _ in 0..20 {
+            let short = &up[..(n - 1) * cols];
+            assert!(catch_unwind(AssertUnwindSafe(|| product(short))).is_err());
+        }
+        product(&up);
+        assert!(out.iter().all(|v| v.is_finite()) && out.iter().any(|&v| v != 0.0));
     }
 }
