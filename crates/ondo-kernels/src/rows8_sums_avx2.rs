@@ -55,40 +55,14 @@ pub(crate) unsafe fn gemm(
     out_stride: usize,
 ) {
     let q41 = w == DType::Q4_1;
-    if ntok == 1 {
-        for g in 0..rows / 8 {
-            let wg = packed
-                .as_ptr()
-                .add(g * blocks * if q41 { gbb(Q4_1) } else { gbb(Q8_0) });
-            let r = if q41 {
-                one_token::<Q4_1>(wg, blocks, xq)
-            } else {
-                one_token::<Q8_0>(wg, blocks, xq)
-            };
-            _mm256_storeu_ps(out.add(8 * g), r);
-        }
-        return;
-    }
+    let gb = if q41 { gbb(Q4_1) } else { gbb(Q8_0) };
     for g in 0..rows / 8 {
-        let o = out.add(8 * g);
-        if q41 {
-            direct::<Q4_1>(
-                packed.as_ptr().add(g * blocks * gbb(Q4_1)),
-                blocks,
-                xq,
-                ntok,
-                o,
-                out_stride,
-            );
-        } else {
-            direct::<Q8_0>(
-                packed.as_ptr().add(g * blocks * gbb(Q8_0)),
-                blocks,
-                xq,
-                ntok,
-                o,
-                out_stride,
-            );
+        let (wg, o) = (packed.as_ptr().add(g * blocks * gb), out.add(8 * g));
+        match (q41, ntok) {
+            (true, 1) => _mm256_storeu_ps(o, one_token::<Q4_1>(wg, blocks, xq)),
+            (false, 1) => _mm256_storeu_ps(o, one_token::<Q8_0>(wg, blocks, xq)),
+            (true, _) => direct::<Q4_1>(wg, blocks, xq, ntok, o, out_stride),
+            (false, _) => direct::<Q8_0>(wg, blocks, xq, ntok, o, out_stride),
         }
     }
 }
