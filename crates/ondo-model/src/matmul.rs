@@ -445,7 +445,7 @@ fn matmul_packed(
     let broadcast = broadcasts(ws, n, numerics);
     assert!(x.len >= n * cols, "input rows too short");
     let (prep, xbr) = if broadcast {
-        xq.clear();
+        // Every block is written by the preparation items: only a new length initializes.
         xq.resize(n * blocks, BlockQ8::default());
         let q4_1 = ws.iter().any(|w| w.dtype == DType::Q4_1);
         (n, q4_1.then(|| xb.reshape(n, blocks)))
