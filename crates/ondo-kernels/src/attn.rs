@@ -160,44 +160,64 @@ mod avx2 {
     /// # Safety
     /// AVX2/FMA/F16C; `hd % 8 == 0`, `hd <= 256`, `q.len() / hd <= 8`; key rows inside `keys`.
     #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn scores_group<E: KvElem>(
         q: &[f32],
         hd: usize,
         keys: &[E],
+        next: &[E],
         stride: usize,
         scale: f32,
         out: &mut [f32],
         len: usize,
     ) {
+        let a = (q, hd, keys, next, stride, scale, out, len);
         // Heads × positions in flight: enough independent sums to hide the FMA latency.
         match q.len() / hd {
-            1 => scores_gp::<E, 1, 4>(q, hd, keys, stride, scale, out, len),
-            2 => scores_gp::<E, 2, 4>(q, hd, keys, stride, scale, out, len),
-            3 => scores_gp::<E, 3, 3>(q, hd, keys, stride, scale, out, len),
-            4 => scores_gp::<E, 4, 2>(q, hd, keys, stride, scale, out, len),
-            5 => scores_gp::<E, 5, 2>(q, hd, keys, stride, scale, out, len),
-            6 => scores_gp::<E, 6, 2>(q, hd, keys, stride, scale, out, len),
-            7 => scores_gp::<E, 7, 1>(q, hd, keys, stride, scale, out, len),
-            _ => scores_gp::<E, 8, 1>(q, hd, keys, stride, scale, out, len),
+            1 => scores_gp::<E, 1, 4>(a),
+            2 => scores_gp::<E, 2, 4>(a),
+            3 => scores_gp::<E, 3, 3>(a),
+            4 => scores_gp::<E, 4, 2>(a),
+            5 => scores_gp::<E, 5, 2>(a),
+            6 => scores_gp::<E, 6, 2>(a),
+            7 => scores_gp::<E, 7, 1>(a),
+            _ => scores_gp::<E, 8, 1>(a),
         }
     }
+
+    /// Key rows [`scores_group`] prefetches ahead of the one it reads (measured on the
+    /// default model's 8-sequence decoding step: 16 rows ahead gain ~1.5%, 64 ~3%, 128 ~1%).
+    const PREFETCH_ROWS: usize = 64;
 
     /// `G` heads, `P` positions at a time (then one at a time); per (head, position) the
     /// arithmetic of the one-head kernel.
     #[inline(always)]
+    #[allow(clippy::type_complexity)]
     unsafe fn scores_gp<E: KvElem, const G: usize, const P: usize>(
-        q: &[f32],
-        hd: usize,
-        keys: &[E],
-        stride: usize,
-        scale: f32,
-        out: &mut [f32],
-        len: usize,
+        (q, hd, keys, next, stride, scale, out, len): (
+            &[f32],
+            usize,
+            &[E],
+            &[E],
+            usize,
+            f32,
+            &mut [f32],
+            usize,
+        ),
     ) {
         let nv = hd / 8;
         let (qp, kp) = (q.as_ptr(), keys.as_ptr());
+        // The keys come from memory (a decoding step's cache does not stay in the caches
+        // between layers): ask for them well ahead, and for `next` at the same pace.
+        let (row, next_bytes) = (stride * size_of::<E>(), size_of_val(next));
         let mut p = 0;
         while p + P <= len {
+            let ahead = kp.wrapping_add((p + PREFETCH_ROWS) * stride) as *const u8;
+            crate::quant::prefetch(ahead, P * row);
+            if p * row < next_bytes {
+                let at = (next.as_ptr() as *const u8).add(p * row);
+                crate::quant::prefetch(at, (P * row).min(next_bytes - p * row));
+            }
             let acc = scores_tile::<E, G, P>(qp, hd, kp.add(p * stride), stride, nv);
             for (j, a) in acc.iter().enumerate() {
                 for (h, v) in a.iter().enumerate() {
@@ -359,11 +379,12 @@ pub fn to_f16(src: &[f32], dst: &mut [u16]) {
 /// Scores of the `G = q.len() / hd` query heads that share one KV head (grouped-query
 /// attention), reading each key row once for all of them:
 /// `out[h * len + p] = dot_lanes8(q_h, K[p]) * scale`, bit-identical to [`scores_lanes8`]
-/// per head.
+/// per head. `next` (the values the caller reads next, or nothing) is prefetched along.
 pub fn scores_group<E: KvElem>(
     q: &[f32],
     hd: usize,
     keys: &[E],
+    next: &[E],
     stride: usize,
     scale: f32,
     out: &mut [f32],
@@ -378,7 +399,7 @@ pub fn scores_group<E: KvElem>(
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() && hd % 8 == 0 && hd <= 256 && g <= 8 {
         // SAFETY: AVX2/FMA/F16C detected; every key row lies in `keys` (checked above).
-        unsafe { avx2::scores_group(q, hd, keys, stride, scale, out, len) };
+        unsafe { avx2::scores_group(q, hd, keys, next, stride, scale, out, len) };
         return;
     }
     for (qh, o) in q.chunks_exact(hd).zip(out.chunks_exact_mut(len.max(1))) {

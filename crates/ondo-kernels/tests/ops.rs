@@ -180,7 +180,7 @@ fn grouped_attention_kernels_equal_the_per_head_ones_bit_for_bit() {
             .map(|_| ondo_kernels::f32_to_f16(f()))
             .collect();
         let mut grouped = vec![0.0f32; g * len];
-        scores_group(&q, hd, &keys, hd, 0.125, &mut grouped);
+        scores_group(&q, hd, &keys, &keys, hd, 0.125, &mut grouped);
         let probs: Vec<f32> = (0..g * len).map(|_| f().abs()).collect();
         let mut out = vec![0.0f32; g * hd];
         weighted_sum_group(&mut out, hd, &probs, &vals, hd);

@@ -13,7 +13,8 @@ use std::cell::RefCell;
 use ondo_kernels::attn::{scores_group, scores_lanes8, weighted_sum_group, weighted_sum_seq};
 use ondo_kernels::ggml_math::{softmax_ggml, weighted_sum_lanes8};
 
-use crate::kv::round_f16;
+use crate::kv::{round_f16, LayerHeads, F16};
+use crate::rope::Rope;
 use crate::{KvCache, LlamaConfig, Numerics};
 
 thread_local! {
@@ -103,29 +104,111 @@ pub(crate) fn attend_decode<'k>(
         // SAFETY: task < tasks, so the range lies in `att`; each task is claimed once, so
         // the ranges handed out are disjoint; `att` stays borrowed until the region ends.
         let out = unsafe { std::slice::from_raw_parts_mut(att_ptr.get().add(task * unit), unit) };
-        SCORES.with(|s| {
-            let mut scores = s.borrow_mut();
-            let (r, kvh) = (task / n_kv, task % n_kv);
-            let (kv, pos) = seq(r);
-            let len = pos + 1;
-            let need = group * len;
-            if scores.capacity() < need {
-                let have = scores.len();
-                scores.reserve(need.next_multiple_of(1024 * group) - have);
+        let (r, kvh) = (task / n_kv, task % n_kv);
+        let (kv, pos) = seq(r);
+        let len = pos + 1;
+        let qg = &q[task * unit..(task + 1) * unit];
+        let (keys, values) = (
+            kv.head_keys(layer, kvh, len),
+            kv.head_values(layer, kvh, len),
+        );
+        attend_group(qg, keys, values, hd, scale, out, numerics);
+    });
+}
+
+/// The query heads `qg` ([group][hd]) sharing one KV head against its `keys` and `values`
+/// ([len][hd]) into `out` ([group][hd]): `scores_group`, a softmax per head, `weighted_sum_group`.
+fn attend_group(
+    qg: &[f32],
+    keys: &[F16],
+    values: &[F16],
+    hd: usize,
+    scale: f32,
+    out: &mut [f32],
+    numerics: Numerics,
+) {
+    let (group, len) = (qg.len() / hd, keys.len() / hd);
+    SCORES.with(|s| {
+        let mut scores = s.borrow_mut();
+        let need = group * len;
+        if scores.capacity() < need {
+            let have = scores.len();
+            scores.reserve(need.next_multiple_of(1024 * group) - have);
+        }
+        scores.resize(need, 0.0);
+        scores_group(qg, hd, keys, values, hd, scale, &mut scores);
+        for sh in scores.chunks_exact_mut(len) {
+            match numerics {
+                Numerics::LlamaCpp | Numerics::BlockSums => softmax_ggml(sh),
+                Numerics::Exact => ondo_kernels::softmax_inplace(sh),
             }
-            scores.resize(need, 0.0);
-            let qg = &q[task * unit..(task + 1) * unit];
-            let keys = kv.head_keys(layer, kvh, len);
-            scores_group(qg, hd, keys, hd, scale, &mut scores);
-            for sh in scores.chunks_exact_mut(len) {
-                match numerics {
-                    Numerics::LlamaCpp | Numerics::BlockSums => softmax_ggml(sh),
-                    Numerics::Exact => ondo_kernels::softmax_inplace(sh),
-                }
-                round_f16(sh, numerics);
-            }
-            let values = kv.head_values(layer, kvh, len);
-            weighted_sum_group(out, hd, &scores, values, hd);
-        })
+            round_f16(sh, numerics);
+        }
+        weighted_sum_group(out, hd, &scores, values, hd);
+    })
+}
+
+/// A decoding step's attention with the work before it: one token of each of several
+/// sequences, q [seqs][dim] and k, v [seqs][kv_dim] fresh from their projections, `angles`
+/// [seqs][pairs] each token's RoPE angles, `heads[r]` sequence r's cache view of this layer.
+/// Per (sequence, KV head) task, in one parallel region: RoPE of the head's key and of its
+/// query heads, the key and value stored in the cache at the sequence's next position, the
+/// queries rounded as the numerics want, then [`attend_decode`]'s attention. Per token the
+/// same arithmetic as rotating, storing and rounding whole rows first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_decode_fresh(
+    c: &LlamaConfig,
+    rope: &Rope,
+    angles: &[(f32, f32)],
+    q: &mut [f32],
+    k: &mut [f32],
+    v: &[f32],
+    heads: &[LayerHeads],
+    att: &mut [f32],
+    numerics: Numerics,
+) {
+    let (dim, kv_dim, hd, n_kv) = (c.dim, c.kv_dim(), c.head_dim, c.n_kv_heads);
+    let (unit, pairs, seqs) = (c.group_size() * hd, rope.pairs(), heads.len());
+    let scale = 1.0 / (hd as f32).sqrt();
+    assert!(
+        q.len() == seqs * dim && att.len() == seqs * dim,
+        "q and att are [seqs][dim]"
+    );
+    assert!(
+        k.len() == seqs * kv_dim && v.len() == seqs * kv_dim,
+        "k, v are [seqs][kv_dim]"
+    );
+    assert_eq!(angles.len(), seqs * pairs, "angles are [seqs][pairs]");
+    assert_eq!(
+        unit * n_kv,
+        dim,
+        "the query heads split evenly among the KV heads"
+    );
+    let (q_ptr, k_ptr) = (
+        crate::matmul::OutPtr(q.as_mut_ptr()),
+        crate::matmul::OutPtr(k.as_mut_ptr()),
+    );
+    let att_ptr = crate::matmul::OutPtr(att.as_mut_ptr());
+    ondo_kernels::pool::for_each_claimed_index(seqs * n_kv, |task| {
+        let (r, kvh) = (task / n_kv, task % n_kv);
+        let a = &angles[r * pairs..(r + 1) * pairs];
+        // SAFETY: task (r, kvh) is claimed once and alone touches query heads kvh*group..,
+        // key head kvh and output heads kvh*group.. of token r: disjoint ranges of q, k and
+        // att (sizes asserted above), which stay borrowed until the region ends.
+        let (qg, kh, out) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(q_ptr.get().add(task * unit), unit),
+                std::slice::from_raw_parts_mut(k_ptr.get().add(r * kv_dim + kvh * hd), hd),
+                std::slice::from_raw_parts_mut(att_ptr.get().add(task * unit), unit),
+            )
+        };
+        rope.apply_angles(kh, a);
+        rope.apply_angles(qg, a);
+        round_f16(qg, numerics);
+        let vh = &v[r * kv_dim + kvh * hd..r * kv_dim + (kvh + 1) * hd];
+        // SAFETY: the caller lends every sequence's cache for the region; this task alone
+        // touches KV head kvh of sequence r.
+        let (keys, values) = unsafe { heads[r].write_row(kvh, kh, vh) };
+        attend_group(qg, keys, values, hd, scale, out, numerics);
     });
 }

@@ -102,6 +102,21 @@ impl KvCache {
         &self.v[self.head_range(layer, kv_head, count)]
     }
 
+    /// Raw views of `layer`'s keys and values, for the tasks of a decoding step that each
+    /// write one KV head's new row and read that head's rows.
+    pub(crate) fn layer_heads(&mut self, layer: usize) -> LayerHeads {
+        assert!(layer < self.n_layers, "layer out of the cache");
+        let start = layer * self.n_kv_heads * self.capacity * self.head_dim;
+        LayerHeads {
+            k: self.k[start..].as_mut_ptr(),
+            v: self.v[start..].as_mut_ptr(),
+            capacity: self.capacity,
+            head_dim: self.head_dim,
+            n_kv_heads: self.n_kv_heads,
+            len: self.len,
+        }
+    }
+
     /// Stores `k` and `v` ([n][kv_dim] each) at positions `pos..pos+n` of `layer`, as f16.
     pub(crate) fn write(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let (hd, kv_dim) = (self.head_dim, self.kv_dim);
@@ -124,5 +139,53 @@ impl KvCache {
 pub(crate) fn round_f16(x: &mut [f32], numerics: Numerics) {
     if numerics.llama_cpp() {
         ondo_kernels::attn::round_to_f16(x);
+    }
+}
+
+/// One layer of a [`KvCache`] as the tasks of a decoding step see it
+/// ([`KvCache::layer_heads`]): each task owns one KV head, writes that head's row at position
+/// `len` and then reads its rows `0..=len`. Valid while the cache is neither moved, resized
+/// nor otherwise accessed.
+#[derive(Clone, Copy)]
+pub(crate) struct LayerHeads {
+    /// [n_kv_heads][capacity][head_dim]
+    k: *mut F16,
+    v: *mut F16,
+    capacity: usize,
+    head_dim: usize,
+    n_kv_heads: usize,
+    /// Positions filled before this step: the new row goes to position `len`.
+    pub(crate) len: usize,
+}
+
+// SAFETY: a view handed to the pool's threads, which touch disjoint KV heads (see `write_row`).
+unsafe impl Send for LayerHeads {}
+unsafe impl Sync for LayerHeads {}
+
+impl LayerHeads {
+    /// Stores one KV head's new key and value (`head_dim` each, as f16) at position `len`,
+    /// then returns that head's keys and values of positions `0..=len`.
+    ///
+    /// # Safety
+    /// The cache behind the view is alive and untouched but through this view, and no one
+    /// else accesses head `h`'s rows while the returned slices live.
+    pub(crate) unsafe fn write_row<'a>(
+        self,
+        h: usize,
+        k: &[f32],
+        v: &[f32],
+    ) -> (&'a [F16], &'a [F16]) {
+        let hd = self.head_dim;
+        assert!(
+            h < self.n_kv_heads && self.len < self.capacity,
+            "row out of the cache"
+        );
+        assert!(k.len() == hd && v.len() == hd, "one head's key and value");
+        let (start, row) = (h * self.capacity * hd, self.len * hd);
+        let kd = std::slice::from_raw_parts_mut(self.k.add(start), row + hd);
+        let vd = std::slice::from_raw_parts_mut(self.v.add(start), row + hd);
+        ondo_kernels::attn::to_f16(k, &mut kd[row..]);
+        ondo_kernels::attn::to_f16(v, &mut vd[row..]);
+        (kd, vd)
     }
 }

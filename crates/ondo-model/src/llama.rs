@@ -11,8 +11,9 @@ use std::sync::Arc;
 use ondo_formats::GgufFile;
 use ondo_kernels::{rmsnorm, silu};
 
-use crate::attention::{attend, attend_decode};
+use crate::attention::{attend, attend_decode, attend_decode_fresh};
 use crate::kv::round_f16;
+use crate::kv::LayerHeads;
 use crate::matmul::{matmul, matmul_group_made, MakeRows};
 use crate::rope::Rope;
 use crate::weights::TensorLoader;
@@ -229,6 +230,7 @@ impl LlamaModel {
             angles,
             rows,
             out_rows,
+            heads,
         } = ws;
         rows.clear();
         for s in seqs.iter() {
@@ -258,6 +260,8 @@ impl LlamaModel {
         for (a, pos) in angles.chunks_exact_mut(half.max(1)).zip(positions) {
             self.rope.angles_into(pos, a);
         }
+        // One token per sequence: RoPE, the cache writes and the attention share one region.
+        let decoding = seqs.iter().all(|s| s.tokens.len() == 1);
         for (l, w) in self.layers.iter().enumerate() {
             let norm = MakeRows::Norm {
                 x: &*x,
@@ -273,23 +277,30 @@ impl LlamaModel {
                 self.numerics,
                 rows,
             );
-            for i in 0..n {
-                let a = &angles[i * half..(i + 1) * half];
-                self.rope.apply_angles(&mut q[i * dim..(i + 1) * dim], a);
-                self.rope
-                    .apply_angles(&mut k[i * kv_dim..(i + 1) * kv_dim], a);
+            if decoding {
+                heads.clear();
+                heads.extend(seqs.iter_mut().map(|s| s.kv.layer_heads(l)));
+                let (c, rope, num) = (c, &self.rope, self.numerics);
+                attend_decode_fresh(c, rope, angles, q, k, v, heads, att, num);
+            } else {
+                for i in 0..n {
+                    let a = &angles[i * half..(i + 1) * half];
+                    self.rope.apply_angles(&mut q[i * dim..(i + 1) * dim], a);
+                    self.rope
+                        .apply_angles(&mut k[i * kv_dim..(i + 1) * kv_dim], a);
+                }
+                // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
+                // precision of llama.cpp's default f16 KV cache.
+                let mut off = 0;
+                for s in seqs.iter_mut() {
+                    let (m, start) = (s.tokens.len(), s.kv.len());
+                    let r = off * kv_dim..(off + m) * kv_dim;
+                    s.kv.write(l, start, &k[r.clone()], &v[r]);
+                    off += m;
+                }
+                round_f16(q, self.numerics);
+                attend_batch(c, q, seqs, l, &mut *att, self.numerics);
             }
-            // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
-            // precision of llama.cpp's default f16 KV cache.
-            let mut off = 0;
-            for s in seqs.iter_mut() {
-                let (m, start) = (s.tokens.len(), s.kv.len());
-                let r = off * kv_dim..(off + m) * kv_dim;
-                s.kv.write(l, start, &k[r.clone()], &v[r]);
-                off += m;
-            }
-            round_f16(q, self.numerics);
-            attend_batch(c, q, seqs, l, &mut *att, self.numerics);
             matmul(&w.wo, att, n, &mut *proj, self.numerics, rows);
             add_into(&mut *x, proj);
 
@@ -437,6 +448,8 @@ struct Workspace {
     /// The adapter choice of every token row, then of every logits row.
     rows: Vec<Option<u32>>,
     out_rows: Vec<Option<u32>>,
+    /// A decoding step's cache views of the current layer, one per sequence.
+    heads: Vec<LayerHeads>,
 }
 
 thread_local! {
