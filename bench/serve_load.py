@@ -377,41 +377,83 @@ async def section_b(a, server):
 
 
 async def section_c(a, server):
-    """Aggregate tokens/s of 8 streams against one alone."""
+    """Aggregate tokens/s of 8 streams against one alone, through two clients."""
     def body(prompt):
         return {"prompt": prompt, "max_tokens": 128, "temperature": 0,
                 "stream_options": {"include_usage": True}}
 
-    async def run(prompts):
-        t0 = time.perf_counter()
+    async def run_httpx(client, prompts):
+        cpu0, t0 = process_cpu(), time.perf_counter()
         rs = await asyncio.gather(*(stream_request(client, "/v1/completions", body(p))
                                     for p in prompts))
-        wall = max(r["t_end"] for r in rs) - t0
+        wall, cpu = max(r["t_end"] for r in rs) - t0, process_cpu() - cpu0
         for r in rs:
             if not stream_ok(r):
                 raise RuntimeError(f"stream failed: {r['error'] or r['status']}")
         toks = [completion_tokens(r) for r in rs]
         per = [t / (r["t_end"] - r["t_send"]) for t, r in zip(toks, rs)]
-        return sum(toks) / wall, sum(toks), wall, per
+        return sum(toks) / wall, sum(toks), wall, per, cpu
 
+    async def run_lean(prompts):
+        addr = server.url.split("//", 1)[1].rstrip("/")
+        cpu0 = children_cpu()
+        proc = await asyncio.create_subprocess_exec(
+            a.load_client, addr, "128", *prompts, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{a.load_client} failed: {(out + err).decode()[-300:]}")
+        r = json.loads(out)
+        per = [st["tokens"] / st["end_s"] for st in r["streams"]]
+        return r["tok_s"], r["tokens"], r["wall_s"], per, children_cpu() - cpu0
+
+    def best(runs):
+        return max(runs, key=lambda s: s[0])
+
+    def text(name, single, batch):
+        per = sorted(batch[3])
+        cpu_us = 1e6 * batch[4] / max(batch[1], 1)
+        return (f"{name}: 1 stream {single[0]:.1f} tok/s, 8 streams {batch[0]:.1f} tok/s "
+                f"({batch[1]} tokens in {batch[2]:.2f} s, per stream {per[0]:.1f}.."
+                f"{per[-1]:.1f}; client CPU {cpu_us:.0f} us/token), ratio "
+                f"{batch[0] / single[0]:.2f}")
+
+    def figs(single, batch):
+        return {"single_tok_s": round(single[0], 1), "single_tokens": single[1],
+                "aggregate_tok_s": round(batch[0], 1), "aggregate_tokens": batch[1],
+                "aggregate_wall_s": round(batch[2], 2),
+                "ratio": round(batch[0] / single[0], 2),
+                "per_stream_tok_s": [round(x, 1) for x in sorted(batch[3])],
+                "client_cpu_us_per_token": round(1e6 * batch[4] / max(batch[1], 1))}
+
+    lean = a.load_client and os.path.exists(a.load_client)
     async with new_client(server) as client:
         await stream_request(client, "/v1/completions",
                              dict(body(COUNT_PROMPTS[0]), max_tokens=16))  # warm-up
-        singles = [await run(COUNT_PROMPTS[:1]) for _ in range(2)]
-        batches = [await run(COUNT_PROMPTS[:8]) for _ in range(2)]
-    single = max(singles, key=lambda s: s[0])
-    batch = max(batches, key=lambda s: s[0])
-    ratio = batch[0] / single[0]
-    per = sorted(batch[3])
-    fig = {"single_tok_s": round(single[0], 1), "single_tokens": single[1],
-           "aggregate_tok_s": round(batch[0], 1), "aggregate_tokens": batch[1],
-           "aggregate_wall_s": round(batch[2], 2), "ratio": round(ratio, 2),
-           "per_stream_tok_s": [round(x, 1) for x in per]}
-    line = (f"1 stream {single[0]:.1f} tok/s ({single[1]} tokens); 8 streams "
-            f"{batch[0]:.1f} tok/s aggregate ({batch[1]} tokens in {batch[2]:.2f} s), per "
-            f"stream {per[0]:.1f}..{statistics.median(per):.1f}..{per[-1]:.1f} "
-            f"(min..median..max); ratio {ratio:.2f}")
-    return ratio >= 3.0 and server.alive(), line, "ratio >= 3.0", fig
+        h1 = best([await run_httpx(client, COUNT_PROMPTS[:1]) for _ in range(2)])
+        h8 = best([await run_httpx(client, COUNT_PROMPTS[:8]) for _ in range(2)])
+        if lean:
+            l1 = best([await run_lean(COUNT_PROMPTS[:1]) for _ in range(2)])
+            l8 = best([await run_lean(COUNT_PROMPTS[:8]) for _ in range(2)])
+    fig = {"httpx": figs(h1, h8)}
+    line = text("httpx client", h1, h8)
+    ratio = h8[0] / h1[0]
+    if lean:
+        fig["lean"] = figs(l1, l8)
+        line = text("lean client", l1, l8) + "; " + line
+        ratio = l8[0] / l1[0]
+    bar = "ratio >= 3.0" + (" (lean client)" if lean else "")
+    return ratio >= 3.0 and server.alive(), line, bar, fig
+
+
+def process_cpu():
+    t = os.times()
+    return t.user + t.system
+
+
+def children_cpu():
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def filler_paragraph(rng, words=60):
@@ -509,7 +551,13 @@ def main():
     ap.add_argument("--json", default=None, help="write all figures to this JSON file")
     ap.add_argument("--only", default="A,B,C,D", help="sections to run, e.g. A,C")
     ap.add_argument("--threads", type=int, default=None, help="`ondo serve -t`")
+    ap.add_argument("--load-client", default=None,
+                    help="section C's lean client (default: examples/sse_load beside the "
+                         "ondo binary; build it with `cargo build --release -p ondo-server "
+                         "--example sse_load`)")
     a = ap.parse_args()
+    if a.load_client is None:
+        a.load_client = os.path.join(os.path.dirname(a.ondo), "examples", "sse_load")
 
     rows, report = [], {"model": a.model or "smollm2", "sections": {}}
     for key in [s.strip().upper() for s in a.only.split(",") if s.strip()]:

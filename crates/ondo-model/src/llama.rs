@@ -201,7 +201,10 @@ impl LlamaModel {
         ws: &mut Workspace,
     ) -> Result<(), ModelError> {
         let c = &self.config;
-        logits.clear();
+        // Taken (left empty on an error) and given back filled: every element is written by
+        // the output product, so a buffer of the right length is not zeroed first (a 1.5 MB
+        // memset per step at 8 sequences, on the caller alone).
+        let mut out = std::mem::take(logits);
         let mut n = 0usize;
         for s in seqs.iter() {
             s.kv.check_room(s.tokens.len())?;
@@ -214,6 +217,8 @@ impl LlamaModel {
             n += s.tokens.len();
         }
         if n == 0 {
+            out.clear();
+            *logits = out;
             return Ok(());
         }
         let (dim, kv_dim) = (c.dim, c.kv_dim());
@@ -356,17 +361,21 @@ impl LlamaModel {
             s.kv.set_len(s.kv.len() + len);
             off += len;
         }
+        if out.len() != m * c.n_vocab {
+            out.clear();
+            out.resize(m * c.n_vocab, 0.0);
+        }
         if m > 0 {
-            logits.resize(m * c.n_vocab, 0.0);
             matmul(
                 &self.output,
                 &xb[..m * dim],
                 m,
-                logits,
+                &mut out,
                 self.numerics,
                 out_rows,
             );
         }
+        *logits = out;
         Ok(())
     }
 }

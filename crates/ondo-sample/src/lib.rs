@@ -229,15 +229,51 @@ impl Sampler {
 
 /// Index of the largest value; the lowest index wins ties, NaN never wins.
 pub fn argmax(xs: &[f32]) -> u32 {
-    let mut best = 0usize;
-    let mut best_v = f32::NEG_INFINITY;
-    for (i, &v) in xs.iter().enumerate() {
-        if v > best_v {
-            best_v = v;
-            best = i;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX is available.
+        return unsafe { argmax_avx(xs) };
+    }
+    argmax_lanes(xs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn argmax_avx(xs: &[f32]) -> u32 {
+    argmax_lanes(xs)
+}
+
+/// The maximum over independent lanes (which the compiler vectorizes; `x > m` is false for
+/// NaN), then the first position holding it. Greedy decoding runs this over the vocabulary
+/// once per token of every sequence, on the engine thread alone.
+#[inline(always)]
+fn argmax_lanes(xs: &[f32]) -> u32 {
+    const LANES: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
         }
     }
-    best as u32
+    let mut max = lanes
+        .into_iter()
+        .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+    for &x in chunks.remainder() {
+        max = if x > max { x } else { max };
+    }
+    if max == f32::NEG_INFINITY {
+        return 0;
+    }
+    let chunk = xs
+        .chunks(LANES)
+        .position(|c| c.iter().fold(false, |hit, &x| hit | (x == max)))
+        .unwrap_or(0);
+    let at = xs[chunk * LANES..]
+        .iter()
+        .position(|&x| x == max)
+        .unwrap_or(0);
+    (chunk * LANES + at) as u32
 }
 
 #[cfg(test)]

@@ -24,6 +24,42 @@ fn argmax_ignores_nan_and_prefers_lowest_index() {
     assert_eq!(argmax(&[]), 0);
 }
 
+/// The first index of the largest non-NaN value, 0 when there is none above -inf: the
+/// plain loop the vectorized [`argmax`] must agree with.
+fn argmax_plain(xs: &[f32]) -> u32 {
+    let (mut best, mut best_v) = (0, f32::NEG_INFINITY);
+    for (i, &v) in xs.iter().enumerate() {
+        if v > best_v {
+            (best, best_v) = (i, v);
+        }
+    }
+    best as u32
+}
+
+#[test]
+fn argmax_agrees_with_the_plain_loop() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let specials = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, -0.0, 0.0];
+    for case in 0..3000 {
+        let len = (next() % 70) as usize;
+        let xs: Vec<f32> = (0..len)
+            .map(|_| match next() % 10 {
+                // few distinct values, so that ties are common
+                0..=5 => (next() % 7) as f32 - 3.0,
+                6 | 7 => specials[(next() % 5) as usize],
+                _ => f32::NEG_INFINITY,
+            })
+            .collect();
+        assert_eq!(argmax(&xs), argmax_plain(&xs), "case {case}: {xs:?}");
+    }
+}
+
 #[test]
 fn same_seed_same_tokens_and_other_seed_differs() {
     let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 11) as f32 * 0.1).collect();
