@@ -14,6 +14,7 @@ use ondo_kernels::attn::{scores_group, scores_lanes8, weighted_sum_group, weight
 use ondo_kernels::ggml_math::{softmax_ggml, weighted_sum_lanes8};
 
 use crate::kv::{round_f16, LayerHeads, F16};
+use crate::matmul::OutPtr;
 use crate::rope::Rope;
 use crate::{KvCache, LlamaConfig, Numerics};
 
@@ -99,7 +100,7 @@ pub(crate) fn attend_decode<'k>(
         tasks * unit,
         "att is whole (sequence, kv head) groups"
     );
-    let att_ptr = crate::matmul::OutPtr(att.as_mut_ptr());
+    let att_ptr = OutPtr(att.as_mut_ptr());
     ondo_kernels::pool::for_each_claimed_index(tasks, |task| {
         // SAFETY: task < tasks, so the range lies in `att`; each task is claimed once, so
         // the ranges handed out are disjoint; `att` stays borrowed until the region ends.
@@ -184,14 +185,10 @@ pub(crate) fn attend_decode_fresh(
         dim,
         "the query heads split evenly among the KV heads"
     );
-    let (q_ptr, k_ptr) = (
-        crate::matmul::OutPtr(q.as_mut_ptr()),
-        crate::matmul::OutPtr(k.as_mut_ptr()),
-    );
-    let att_ptr = crate::matmul::OutPtr(att.as_mut_ptr());
+    let (q_ptr, k_ptr) = (OutPtr(q.as_mut_ptr()), OutPtr(k.as_mut_ptr()));
+    let att_ptr = OutPtr(att.as_mut_ptr());
     ondo_kernels::pool::for_each_claimed_index(seqs * n_kv, |task| {
         let (r, kvh) = (task / n_kv, task % n_kv);
-        let a = &angles[r * pairs..(r + 1) * pairs];
         // SAFETY: task (r, kvh) is claimed once and alone touches query heads kvh*group..,
         // key head kvh and output heads kvh*group.. of token r: disjoint ranges of q, k and
         // att (sizes asserted above), which stay borrowed until the region ends.
@@ -202,13 +199,70 @@ pub(crate) fn attend_decode_fresh(
                 std::slice::from_raw_parts_mut(att_ptr.get().add(task * unit), unit),
             )
         };
-        rope.apply_angles(kh, a);
-        rope.apply_angles(qg, a);
-        round_f16(qg, numerics);
+        let a = &angles[r * pairs..(r + 1) * pairs];
         let vh = &v[r * kv_dim + kvh * hd..r * kv_dim + (kvh + 1) * hd];
         // SAFETY: the caller lends every sequence's cache for the region; this task alone
         // touches KV head kvh of sequence r.
-        let (keys, values) = unsafe { heads[r].write_row(kvh, kh, vh) };
-        attend_group(qg, keys, values, hd, scale, out, numerics);
+        unsafe { fresh_head(rope, a, qg, kh, vh, heads[r], kvh, scale, out, numerics) };
     });
+}
+
+/// [`attend_decode_fresh`] for one token (q_t, att_t [dim], k_t, v_t [kv_dim], its angles and
+/// its sequence's cache view), all its KV heads in turn: for a caller that shares tokens among
+/// threads itself (a decoding batch's attention made inside the output projection's region).
+///
+/// # Safety
+/// The cache behind `heads` is alive and no one else touches it during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn attend_token_fresh(
+    c: &LlamaConfig,
+    rope: &Rope,
+    angles: &[(f32, f32)],
+    q_t: &mut [f32],
+    k_t: &mut [f32],
+    v_t: &[f32],
+    heads: LayerHeads,
+    att_t: &mut [f32],
+    numerics: Numerics,
+) {
+    let (hd, unit) = (c.head_dim, c.group_size() * c.head_dim);
+    let scale = 1.0 / (hd as f32).sqrt();
+    assert!(
+        q_t.len() == c.dim && att_t.len() == c.dim,
+        "q and att are one token's"
+    );
+    assert!(
+        k_t.len() == c.kv_dim() && v_t.len() == c.kv_dim(),
+        "k, v are one token's"
+    );
+    let groups = q_t.chunks_exact_mut(unit).zip(att_t.chunks_exact_mut(unit));
+    let kv = k_t.chunks_exact_mut(hd).zip(v_t.chunks_exact(hd));
+    for (kvh, ((qg, out), (kh, vh))) in groups.zip(kv).enumerate() {
+        fresh_head(rope, angles, qg, kh, vh, heads, kvh, scale, out, numerics);
+    }
+}
+
+/// One token's KV head `kvh`: RoPE of its key `kh` and query heads `qg`, the key and value
+/// stored in the cache, the queries rounded, then [`attend_group`] into `out`.
+///
+/// # Safety
+/// As [`LayerHeads::write_row`] for head `kvh`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn fresh_head(
+    rope: &Rope,
+    angles: &[(f32, f32)],
+    qg: &mut [f32],
+    kh: &mut [f32],
+    vh: &[f32],
+    heads: LayerHeads,
+    kvh: usize,
+    scale: f32,
+    out: &mut [f32],
+    numerics: Numerics,
+) {
+    rope.apply_angles(kh, angles);
+    rope.apply_angles(qg, angles);
+    round_f16(qg, numerics);
+    let (keys, values) = heads.write_row(kvh, kh, vh);
+    attend_group(qg, keys, values, kh.len(), scale, out, numerics);
 }

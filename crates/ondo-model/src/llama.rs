@@ -11,10 +11,12 @@ use std::sync::Arc;
 use ondo_formats::GgufFile;
 use ondo_kernels::{rmsnorm, silu};
 
-use crate::attention::{attend, attend_decode, attend_decode_fresh};
+use crate::attention::{attend, attend_decode, attend_decode_fresh, attend_token_fresh};
 use crate::kv::round_f16;
 use crate::kv::LayerHeads;
-use crate::matmul::{matmul, matmul_group_made, MakeRows};
+use crate::matmul::{
+    makes_rows_in_region, matmul, matmul_group_made, MakeRows, OutPtr, ResidualRows,
+};
 use crate::rope::Rope;
 use crate::weights::TensorLoader;
 use crate::{KvCache, LlamaConfig, ModelError, Numerics, QWeight, RopeScaling};
@@ -265,65 +267,82 @@ impl LlamaModel {
         for (a, pos) in angles.chunks_exact_mut(half.max(1)).zip(positions) {
             self.rope.angles_into(pos, a);
         }
-        // One token per sequence: RoPE, the cache writes and the attention share one region.
+        // One token per sequence: RoPE, the cache writes and the attention share one region
+        // (the output projection's, for a batch whose rows are made in the product's region).
         let decoding = seqs.iter().all(|s| s.tokens.len() == 1);
+        let num = self.numerics;
+        // True while x still lacks the last projection (`+= proj`): a product whose rows are
+        // made in its region adds it per token before its norm, any other consumer first.
+        let mut pending = false;
         for (l, w) in self.layers.iter().enumerate() {
-            let norm = MakeRows::Norm {
-                x: &*x,
-                weight: &w.attn_norm,
-                eps: c.norm_eps,
-            };
-            matmul_group_made(
-                &[&w.wq, &w.wk, &w.wv],
-                &mut *xb,
-                norm,
-                n,
-                &mut [&mut *q, &mut *k, &mut *v],
-                self.numerics,
-                rows,
-            );
+            let qkv = [&w.wq, &w.wk, &w.wv];
+            let fold = makes_rows_in_region(&qkv, n, num);
+            let make = norm_rows(x, proj, pending, fold, &w.attn_norm, c.norm_eps);
+            let outs = &mut [&mut *q, &mut *k, &mut *v];
+            matmul_group_made(&qkv, &mut *xb, make, n, outs, num, rows);
             if decoding {
                 heads.clear();
                 heads.extend(seqs.iter_mut().map(|s| s.kv.layer_heads(l)));
-                let (c, rope, num) = (c, &self.rope, self.numerics);
-                attend_decode_fresh(c, rope, angles, q, k, v, heads, att, num);
-            } else {
-                for i in 0..n {
-                    let a = &angles[i * half..(i + 1) * half];
-                    self.rope.apply_angles(&mut q[i * dim..(i + 1) * dim], a);
-                    self.rope
-                        .apply_angles(&mut k[i * kv_dim..(i + 1) * kv_dim], a);
-                }
-                // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum: the
-                // precision of llama.cpp's default f16 KV cache.
-                let mut off = 0;
-                for s in seqs.iter_mut() {
-                    let (m, start) = (s.tokens.len(), s.kv.len());
-                    let r = off * kv_dim..(off + m) * kv_dim;
-                    s.kv.write(l, start, &k[r.clone()], &v[r]);
-                    off += m;
-                }
-                round_f16(q, self.numerics);
-                attend_batch(c, q, seqs, l, &mut *att, self.numerics);
             }
-            matmul(&w.wo, att, n, &mut *proj, self.numerics, rows);
-            add_into(&mut *x, proj);
+            if decoding && makes_rows_in_region(&[&w.wo], n, num) {
+                let (q_ptr, k_ptr) = (OutPtr(q.as_mut_ptr()), OutPtr(k.as_mut_ptr()));
+                let (heads, angles, v) = (&heads[..], &angles[..], &v[..]);
+                let attend = |row: &mut [f32], t: usize| {
+                    // SAFETY: token t's rows of q and k are touched by this call alone (one
+                    // per token), as is its sequence's cache (one token per sequence); the
+                    // caches stay lent and q, k borrowed until the product returns.
+                    unsafe {
+                        let q_t = std::slice::from_raw_parts_mut(q_ptr.get().add(t * dim), dim);
+                        let k_t =
+                            std::slice::from_raw_parts_mut(k_ptr.get().add(t * kv_dim), kv_dim);
+                        let (a, v_t) = (
+                            &angles[t * half..(t + 1) * half],
+                            &v[t * kv_dim..(t + 1) * kv_dim],
+                        );
+                        attend_token_fresh(c, &self.rope, a, q_t, k_t, v_t, heads[t], row, num);
+                    }
+                };
+                let outs = &mut [&mut *proj];
+                matmul_group_made(
+                    &[&w.wo],
+                    &mut *att,
+                    MakeRows::With(&attend),
+                    n,
+                    outs,
+                    num,
+                    rows,
+                );
+            } else {
+                if decoding {
+                    attend_decode_fresh(c, &self.rope, angles, q, k, v, heads, att, num);
+                } else {
+                    for i in 0..n {
+                        let a = &angles[i * half..(i + 1) * half];
+                        self.rope.apply_angles(&mut q[i * dim..(i + 1) * dim], a);
+                        self.rope
+                            .apply_angles(&mut k[i * kv_dim..(i + 1) * kv_dim], a);
+                    }
+                    // f16 values in the cache, f16 q for K·q, f16 probabilities for the V sum:
+                    // the precision of llama.cpp's default f16 KV cache.
+                    let mut off = 0;
+                    for s in seqs.iter_mut() {
+                        let (m, start) = (s.tokens.len(), s.kv.len());
+                        let r = off * kv_dim..(off + m) * kv_dim;
+                        s.kv.write(l, start, &k[r.clone()], &v[r]);
+                        off += m;
+                    }
+                    round_f16(q, num);
+                    attend_batch(c, q, seqs, l, &mut *att, num);
+                }
+                matmul(&w.wo, att, n, &mut *proj, num, rows);
+            }
 
-            let norm = MakeRows::Norm {
-                x: &*x,
-                weight: &w.ffn_norm,
-                eps: c.norm_eps,
-            };
-            matmul_group_made(
-                &[&w.w_gate, &w.w_up],
-                &mut *xb,
-                norm,
-                n,
-                &mut [&mut *gate, &mut *up],
-                self.numerics,
-                rows,
-            );
-            let swiglu = match self.numerics {
+            let gate_up = [&w.w_gate, &w.w_up];
+            let fold = makes_rows_in_region(&gate_up, n, num);
+            let make = norm_rows(x, proj, true, fold, &w.ffn_norm, c.norm_eps);
+            let outs = &mut [&mut *gate, &mut *up];
+            matmul_group_made(&gate_up, &mut *xb, make, n, outs, num, rows);
+            let swiglu = match num {
                 Numerics::LlamaCpp | Numerics::BlockSums => MakeRows::SwiGlu { up: &*up },
                 Numerics::Exact => {
                     gate.iter_mut()
@@ -333,8 +352,11 @@ impl LlamaModel {
                 }
             };
             let (down, out) = (&[&w.w_down], &mut [&mut *proj]);
-            matmul_group_made(down, &mut *gate, swiglu, n, out, self.numerics, rows);
-            add_into(&mut *x, proj);
+            matmul_group_made(down, &mut *gate, swiglu, n, out, num, rows);
+            pending = true;
+        }
+        if pending {
+            add_into(x, proj);
         }
 
         // The rows that want logits, normed into xb: [m][dim]
@@ -472,6 +494,32 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// `x += y`, element by element.
+/// The input rows of a product reading the normed residual stream, `x += proj` first if
+/// `pending`: per token inside the product's region when it makes its rows there
+/// (`in_region`), here otherwise.
+fn norm_rows<'a>(
+    x: &'a mut [f32],
+    proj: &'a [f32],
+    pending: bool,
+    in_region: bool,
+    weight: &'a [f32],
+    eps: f32,
+) -> MakeRows<'a> {
+    if pending && in_region {
+        let x = ResidualRows::new(x);
+        return MakeRows::AddNorm {
+            x,
+            add: proj,
+            weight,
+            eps,
+        };
+    }
+    if pending {
+        add_into(x, proj);
+    }
+    MakeRows::Norm { x, weight, eps }
+}
+
 fn add_into(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;

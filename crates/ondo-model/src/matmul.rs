@@ -186,7 +186,49 @@ pub enum MakeRows<'a> {
     },
     /// `rows[t] = silu(rows[t]) * up[t]`, as `swiglu_ggml`.
     SwiGlu { up: &'a [f32] },
+    /// `x[t] += add[t]`, then `rows[t] = rmsnorm(x[t]) * weight`: the residual sum before a
+    /// norm, done per token.
+    AddNorm {
+        x: ResidualRows<'a>,
+        add: &'a [f32],
+        weight: &'a [f32],
+        eps: f32,
+    },
+    /// `make(rows[t], t)`: any per-token work that writes the row (a decoding step's
+    /// attention), called once per token, for different tokens concurrently.
+    With(&'a (dyn Fn(&mut [f32], usize) + Sync)),
 }
+
+/// The residual stream ([n][cols]) lent mutably to a [`MakeRows::AddNorm`], whose rows are
+/// each updated by the one call that makes that token's row.
+#[derive(Clone, Copy)]
+pub struct ResidualRows<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _lent: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> ResidualRows<'a> {
+    pub fn new(x: &'a mut [f32]) -> Self {
+        ResidualRows {
+            ptr: x.as_mut_ptr(),
+            len: x.len(),
+            _lent: std::marker::PhantomData,
+        }
+    }
+
+    /// Row `t` (`cols` wide).
+    ///
+    /// # Safety
+    /// No one else accesses row `t` while the returned slice lives.
+    unsafe fn row(self, t: usize, cols: usize) -> &'a mut [f32] {
+        assert!((t + 1) * cols <= self.len, "row out of the residual stream");
+        std::slice::from_raw_parts_mut(self.ptr.add(t * cols), cols)
+    }
+}
+// SAFETY: hands disjoint token rows to the pool's threads (one make_row call per token).
+unsafe impl Send for ResidualRows<'_> {}
+unsafe impl Sync for ResidualRows<'_> {}
 
 impl MakeRows<'_> {
     /// Makes row `t` (`cols` wide) in place.
@@ -200,6 +242,21 @@ impl MakeRows<'_> {
             MakeRows::SwiGlu { up } => {
                 ondo_kernels::ggml_math::swiglu_ggml(row, &up[t * cols..(t + 1) * cols])
             }
+            MakeRows::AddNorm {
+                x,
+                add,
+                weight,
+                eps,
+            } => {
+                // SAFETY: a product makes each token's row once, by one thread, so row t of
+                // x is touched by this call alone.
+                let xt = unsafe { x.row(t, cols) };
+                for (a, b) in xt.iter_mut().zip(&add[t * cols..(t + 1) * cols]) {
+                    *a += b;
+                }
+                ondo_kernels::rmsnorm(row, xt, weight, eps)
+            }
+            MakeRows::With(make) => make(row, t),
         }
     }
 }
@@ -219,8 +276,7 @@ pub fn matmul_group_made(
 ) {
     let cols = ws[0].cols;
     assert!(rows.len() >= n * cols, "input rows too short");
-    let packed = ws.iter().all(|w| w.packed().is_some() && w.cols == cols);
-    if packed && broadcasts(ws, n, numerics) {
+    if makes_rows_in_region(ws, n, numerics) {
         matmul_packed(ws, RowsPtr::made(rows), make, n, outs, numerics);
         for (w, out) in ws.iter().zip(outs.iter_mut()) {
             crate::lora::apply(w, rows, n, out, adapters);
@@ -231,6 +287,13 @@ pub fn matmul_group_made(
         make.make_row(row, t);
     }
     matmul_group(ws, rows, n, outs, numerics, adapters);
+}
+
+/// True if [`matmul_group_made`] makes the `n` input rows of a product with `ws` inside its
+/// parallel region, one token per item (otherwise the caller makes them one after the other).
+pub(crate) fn makes_rows_in_region(ws: &[&QWeight], n: usize, numerics: Numerics) -> bool {
+    let cols = ws[0].cols;
+    ws.iter().all(|w| w.packed().is_some() && w.cols == cols) && broadcasts(ws, n, numerics)
 }
 
 /// True if [`matmul_packed`] lays a batch of `n` tokens out broadcast (and makes its rows in
