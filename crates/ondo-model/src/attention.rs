@@ -235,6 +235,11 @@ pub(crate) unsafe fn attend_token_fresh(
         k_t.len() == c.kv_dim() && v_t.len() == c.kv_dim(),
         "k, v are one token's"
     );
+    assert_eq!(
+        unit * c.n_kv_heads,
+        c.dim,
+        "the query heads split evenly among the KV heads"
+    );
     let groups = q_t.chunks_exact_mut(unit).zip(att_t.chunks_exact_mut(unit));
     let kv = k_t.chunks_exact_mut(hd).zip(v_t.chunks_exact(hd));
     for (kvh, ((qg, out), (kh, vh))) in groups.zip(kv).enumerate() {

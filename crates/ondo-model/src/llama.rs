@@ -203,21 +203,29 @@ impl LlamaModel {
         ws: &mut Workspace,
     ) -> Result<(), ModelError> {
         let c = &self.config;
-        // Taken (left empty on an error) and given back filled: every element is written by
-        // the output product, so a buffer of the right length is not zeroed first (a 1.5 MB
-        // memset per step at 8 sequences, on the caller alone).
-        let mut out = std::mem::take(logits);
         let mut n = 0usize;
         for s in seqs.iter() {
-            s.kv.check_room(s.tokens.len())?;
-            if let Some(&id) = s.tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
-                return Err(ModelError::BadToken {
-                    id,
-                    n_vocab: c.n_vocab,
-                });
+            let bad = match s.kv.check_room(s.tokens.len()) {
+                Err(e) => Some(e),
+                Ok(()) => s
+                    .tokens
+                    .iter()
+                    .find(|&&t| t as usize >= c.n_vocab)
+                    .map(|&id| ModelError::BadToken {
+                        id,
+                        n_vocab: c.n_vocab,
+                    }),
+            };
+            if let Some(e) = bad {
+                logits.clear();
+                return Err(e);
             }
             n += s.tokens.len();
         }
+        // Taken and given back filled: every element is written by the output product, so a
+        // buffer of the right length is not zeroed first (a 1.5 MB memset per step at 8
+        // sequences, on the caller alone).
+        let mut out = std::mem::take(logits);
         if n == 0 {
             out.clear();
             *logits = out;
@@ -358,6 +366,8 @@ impl LlamaModel {
         if pending {
             add_into(x, proj);
         }
+        // The views must not outlive this call's loan of the caches.
+        heads.clear();
 
         // The rows that want logits, normed into xb: [m][dim]
         let (mut off, mut m) = (0, 0);
@@ -493,10 +503,9 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..]
 }
 
-/// `x += y`, element by element.
-/// The input rows of a product reading the normed residual stream, `x += proj` first if
+/// The input rows of one product reading the normed residual stream, `x += proj` first if
 /// `pending`: per token inside the product's region when it makes its rows there
-/// (`in_region`), here otherwise.
+/// (`in_region`), here otherwise. The caller hands the result to one product call.
 fn norm_rows<'a>(
     x: &'a mut [f32],
     proj: &'a [f32],
@@ -506,7 +515,8 @@ fn norm_rows<'a>(
     eps: f32,
 ) -> MakeRows<'a> {
     if pending && in_region {
-        let x = ResidualRows::new(x);
+        // SAFETY: the caller hands the rows to one product call, which makes each once.
+        let x = unsafe { ResidualRows::new(x) };
         return MakeRows::AddNorm {
             x,
             add: proj,
@@ -520,6 +530,7 @@ fn norm_rows<'a>(
     MakeRows::Norm { x, weight, eps }
 }
 
+/// `x += y`, element by element.
 fn add_into(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;

@@ -209,7 +209,10 @@ pub struct ResidualRows<'a> {
 }
 
 impl<'a> ResidualRows<'a> {
-    pub fn new(x: &'a mut [f32]) -> Self {
+    /// # Safety
+    /// The `MakeRows::AddNorm` holding these rows goes to one product call (which makes each
+    /// token's row once): a copy made twice would add twice, or race.
+    pub unsafe fn new(x: &'a mut [f32]) -> Self {
         ResidualRows {
             ptr: x.as_mut_ptr(),
             len: x.len(),
