@@ -442,6 +442,9 @@ async def section_c(a, server):
         fig["lean"] = figs(l1, l8)
         line = text("lean client", l1, l8) + "; " + line
         ratio = l8[0] / l1[0]
+    if not lean:
+        line += (f"; lean client not found at {a.load_client} (cargo build --release -p "
+                 "ondo-server --example sse_load)")
     bar = "ratio >= 3.0" + (" (lean client)" if lean else "")
     return ratio >= 3.0 and server.alive(), line, bar, fig
 
