@@ -4,7 +4,7 @@
 Usage:
     pip install -r tests/serve/requirements.txt      # httpx
     python bench/serve_load.py --ondo target/release/ondo [--model M] [--requests 1000]
-                               [--json OUT] [--only A,B,C,D] [--threads T]
+                               [--json OUT] [--only A,B,C,D] [--threads T] [--pairs N]
 
 Every section starts its own `ondo serve --port 0 ...` (no API key; ONDO_API_KEY is removed
 from its environment), waits for `ondo: listening on http://HOST:PORT` on its stderr, talks
@@ -23,10 +23,12 @@ and PASS/FAIL against its bar; a table of all sections closes the run, and the e
                 streams dropped early, max_tokens 8-32), VmRSS again once idle.
                 Bar: final <= baseline * 1.10 + 10 MB, and no request failed.
   C  batching   --parallel 8 -c 2048: generated tokens/s of 8 concurrent streams
-                (max_tokens 128, temperature 0) against one stream alone, each the better of
-                two runs after a warm-up. Completions with counting prompts ("1, 2, 3, 4,")
-                so that the streams do not end early; tokens are counted from usage.
-                Bar: aggregate / single >= 3.0.
+                (max_tokens 128, temperature 0) against one stream alone, in --pairs
+                interleaved pairs (one stream, then eight) after a warm-up, with two
+                clients: httpx and the lean `examples/sse_load`. Completions with counting
+                prompts ("1, 2, 3, 4,") so that the streams do not end early; tokens are
+                counted from usage. Bar: the median pair's aggregate / single >= 3.0 (lean
+                client when it is built).
   D  prefix     --parallel 2 -c 4096: a ~1,000-token conversation (system message starting
                 with a fresh nonce, several user/assistant turns of filler); time to the
                 first content chunk of its first request (cold) and of a second request
@@ -407,45 +409,50 @@ async def section_c(a, server):
         per = [st["tokens"] / st["end_s"] for st in r["streams"]]
         return r["tok_s"], r["tokens"], r["wall_s"], per, children_cpu() - cpu0
 
-    def best(runs):
-        return max(runs, key=lambda s: s[0])
+    def text(name, pairs):
+        ones, eights = [p[0] for p in pairs], [p[1] for p in pairs]
+        ratios = [b[0] / o[0] for o, b in pairs]
+        cpu_us = 1e6 * sum(b[4] for b in eights) / max(sum(b[1] for b in eights), 1)
+        per = sorted(x for b in eights for x in b[3])
+        return (f"{name}: median of {len(pairs)} pairs {statistics.median(ratios):.2f} "
+                f"(pairs {', '.join(f'{r:.2f}' for r in ratios)}); 1 stream "
+                f"{statistics.median(o[0] for o in ones):.1f} tok/s, 8 streams "
+                f"{statistics.median(b[0] for b in eights):.1f} tok/s (median; per stream "
+                f"{per[0]:.1f}..{per[-1]:.1f}; client CPU {cpu_us:.0f} us/token)")
 
-    def text(name, single, batch):
-        per = sorted(batch[3])
-        cpu_us = 1e6 * batch[4] / max(batch[1], 1)
-        return (f"{name}: 1 stream {single[0]:.1f} tok/s, 8 streams {batch[0]:.1f} tok/s "
-                f"({batch[1]} tokens in {batch[2]:.2f} s, per stream {per[0]:.1f}.."
-                f"{per[-1]:.1f}; client CPU {cpu_us:.0f} us/token), ratio "
-                f"{batch[0] / single[0]:.2f}")
+    def figs(pairs):
+        return {"pairs": [{"single_tok_s": round(o[0], 1), "aggregate_tok_s": round(b[0], 1),
+                           "aggregate_wall_s": round(b[2], 2),
+                           "ratio": round(b[0] / o[0], 3)} for o, b in pairs],
+                "median_ratio": round(statistics.median(b[0] / o[0] for o, b in pairs), 3),
+                "client_cpu_us_per_token": round(
+                    1e6 * sum(b[4] for _, b in pairs) / max(sum(b[1] for _, b in pairs), 1))}
 
-    def figs(single, batch):
-        return {"single_tok_s": round(single[0], 1), "single_tokens": single[1],
-                "aggregate_tok_s": round(batch[0], 1), "aggregate_tokens": batch[1],
-                "aggregate_wall_s": round(batch[2], 2),
-                "ratio": round(batch[0] / single[0], 2),
-                "per_stream_tok_s": [round(x, 1) for x in sorted(batch[3])],
-                "client_cpu_us_per_token": round(1e6 * batch[4] / max(batch[1], 1))}
+    async def interleaved(run):
+        # One stream, then eight, then one again...: both halves of a pair see the same
+        # moment of a machine whose speed drifts.
+        return [(await run(COUNT_PROMPTS[:1]), await run(COUNT_PROMPTS[:8]))
+                for _ in range(a.pairs)]
 
     lean = a.load_client and os.path.exists(a.load_client)
     async with new_client(server) as client:
-        await stream_request(client, "/v1/completions",
-                             dict(body(COUNT_PROMPTS[0]), max_tokens=16))  # warm-up
-        h1 = best([await run_httpx(client, COUNT_PROMPTS[:1]) for _ in range(2)])
-        h8 = best([await run_httpx(client, COUNT_PROMPTS[:8]) for _ in range(2)])
-        if lean:
-            l1 = best([await run_lean(COUNT_PROMPTS[:1]) for _ in range(2)])
-            l8 = best([await run_lean(COUNT_PROMPTS[:8]) for _ in range(2)])
-    fig = {"httpx": figs(h1, h8)}
-    line = text("httpx client", h1, h8)
-    ratio = h8[0] / h1[0]
+        # Warm-up: every prompt once (later runs reuse their cached prefixes alike).
+        await asyncio.gather(*(stream_request(client, "/v1/completions",
+                                              dict(body(p), max_tokens=16))
+                               for p in COUNT_PROMPTS))
+        hx = await interleaved(lambda ps: run_httpx(client, ps))
+        ln = await interleaved(run_lean) if lean else None
+    fig = {"httpx": figs(hx)}
+    line = text("httpx client", hx)
+    ratio = fig["httpx"]["median_ratio"]
     if lean:
-        fig["lean"] = figs(l1, l8)
-        line = text("lean client", l1, l8) + "; " + line
-        ratio = l8[0] / l1[0]
+        fig["lean"] = figs(ln)
+        line = text("lean client", ln) + "; " + line
+        ratio = fig["lean"]["median_ratio"]
     if not lean:
         line += (f"; lean client not found at {a.load_client} (cargo build --release -p "
                  "ondo-server --example sse_load)")
-    bar = "ratio >= 3.0" + (" (lean client)" if lean else "")
+    bar = "median pair ratio >= 3.0" + (" (lean client)" if lean else "")
     return ratio >= 3.0 and server.alive(), line, bar, fig
 
 
@@ -554,6 +561,8 @@ def main():
     ap.add_argument("--json", default=None, help="write all figures to this JSON file")
     ap.add_argument("--only", default="A,B,C,D", help="sections to run, e.g. A,C")
     ap.add_argument("--threads", type=int, default=None, help="`ondo serve -t`")
+    ap.add_argument("--pairs", type=int, default=5,
+                    help="section C: interleaved (1 stream, 8 streams) runs per client")
     ap.add_argument("--load-client", default=None,
                     help="section C's lean client (default: examples/sse_load beside the "
                          "ondo binary; build it with `cargo build --release -p ondo-server "
