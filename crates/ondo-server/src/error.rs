@@ -57,6 +57,20 @@ impl ApiError {
         e
     }
 
+    /// 403 for a web page whose origin the server does not allow (see `cors.rs`).
+    pub fn origin_refused(origin: &str) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            format!(
+                "requests from web pages at '{origin}' are not allowed: start the server with \
+                 --allow-origin {origin} to allow them"
+            ),
+        );
+        e.code = Some("origin_not_allowed");
+        e
+    }
+
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found_error", message)
     }

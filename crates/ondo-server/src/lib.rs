@@ -4,6 +4,7 @@
 //!
 //! - `server.rs`: the accept loop and per-connection limits (headers, timeouts, connection cap)
 //! - `routes.rs`: the router, auth, request counting, body reading, small routes
+//! - `cors.rs`: which web pages (origins) may call the server
 //! - `chat.rs`, `completions.rs`: turning requests into prompts
 //! - `generate.rs`: submitting to the engine and answering, streamed (SSE) or whole
 //! - `params.rs`: checked reading of the shared request fields; `error.rs`: OpenAI errors
@@ -11,6 +12,7 @@
 
 mod chat;
 mod completions;
+mod cors;
 mod error;
 mod generate;
 mod metrics;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use ondo_engine::Engine;
 use ondo_text::{ChatTemplate, Tokenizer};
 
+pub use cors::AllowedOrigins;
 pub use error::ApiError;
 
 /// How the server listens and what it accepts.
@@ -33,6 +36,8 @@ pub struct ServerConfig {
     pub port: u16,
     /// Every route but `/health` requires `Authorization: Bearer KEY` when set.
     pub api_key: Option<String>,
+    /// Web pages (origins) that may call the server besides the loopback's.
+    pub allowed_origins: AllowedOrigins,
     /// Largest request body in bytes.
     pub max_body: usize,
     /// The id `/v1/models` lists and requests may name.

@@ -16,6 +16,7 @@ use futures_util::FutureExt;
 use ondo_engine::Engine;
 use serde_json::{json, Value};
 
+use crate::cors;
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
 use crate::params::{self, Object};
@@ -89,11 +90,22 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Around every request: the API key (all routes but `/health`), a caught panic becomes a 500,
-/// and the request is counted by route and status.
+/// Around every request: a web page's origin (see `cors.rs`), the API key (all routes but
+/// `/health`), a caught panic becomes a 500, and the request is counted by route and status.
 async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let route = crate::metrics::route_label(req.uri().path());
-    let response = if route != "/health" && !authorized(&state, req.headers()) {
+    let origin = match cors::classify(&state.config.allowed_origins, req.headers()) {
+        cors::Origin::None => None,
+        cors::Origin::Allowed(o) => Some(o),
+        cors::Origin::Refused(o) => {
+            let response = ApiError::origin_refused(&o).into_response();
+            state.http.count(route, response.status().as_u16());
+            return response;
+        }
+    };
+    let response = if origin.is_some() && cors::is_preflight(req.method(), req.headers()) {
+        cors::preflight(req.headers())
+    } else if route != "/health" && !authorized(&state, req.headers()) {
         ApiError::unauthorized().into_response()
     } else {
         match AssertUnwindSafe(next.run(req)).catch_unwind().await {
@@ -102,6 +114,10 @@ async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Respons
                 ApiError::internal("internal error (a bug): the request failed").into_response()
             }
         }
+    };
+    let response = match origin {
+        Some(o) => cors::decorate(response, o),
+        None => response,
     };
     state.http.count(route, response.status().as_u16());
     response

@@ -233,6 +233,11 @@ pub struct ServeArgs {
     /// Read the API key from the first line of a file.
     #[arg(long)]
     pub api_key_file: Option<PathBuf>,
+    /// Also let web pages from this origin call the server (e.g. https://chat.example.com);
+    /// repeatable, `*` allows every page. Pages on localhost are always allowed; a browser
+    /// request from any other origin gets 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body: usize,

@@ -3,7 +3,8 @@
 //! sends, over raw TCP, invalid JSON and UTF-8, wrong types and out-of-range parameters,
 //! special-token text and missing keys. Every client error must be the documented 4xx with an
 //! OpenAI error body, never a 5xx, and after each hostile case the process must still run and
-//! answer a valid request. The last test checks that a request gives the same tokens alone,
+//! answer a valid request. Web pages get CORS headers from allowed origins and 403 from others.
+//! The last test checks that a request gives the same tokens alone,
 //! beside another request, and streamed. Limits and dropped clients: `serve_limits.rs`.
 //!
 //! The helpers (server handle, raw client, request builders) are in `common/http.rs`.
@@ -533,6 +534,86 @@ fn api_key_guards_every_route_but_health() {
         );
     }
     srv.assert_alive("requests without the key");
+}
+
+#[test]
+fn browser_origins_get_cors_or_403() {
+    let opts = ServerOpts {
+        api_key: Some("k"),
+        extra: &["--allow-origin", "https://chat.example.com"],
+        ..Default::default()
+    };
+    let Some(srv) = start(&opts) else { return };
+    let port = srv.port;
+    let key = ("Authorization", "Bearer k");
+    let body = chat("hi", json!({"max_tokens": 2}));
+    let allowed_for = |r: &Response, origin: &str, what: &str| {
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some(origin),
+            "{what}"
+        );
+        assert!(
+            r.header("vary").is_some_and(|v| v.contains("origin")),
+            "{what}"
+        );
+    };
+    for origin in ["http://localhost:5173", "https://chat.example.com"] {
+        let pre = [
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            ),
+        ];
+        // A preflight carries no credentials: it is answered before the key is checked.
+        let r = send_raw(port, &request("OPTIONS", CHAT, &pre, b""));
+        let what = format!("preflight from {origin}");
+        assert_eq!(r.status, 204, "{what}: {}", r.text());
+        allowed_for(&r, origin, &what);
+        let methods = r.header("access-control-allow-methods").unwrap_or("");
+        assert!(methods.contains("POST"), "{what}: {methods}");
+        let headers = r.header("access-control-allow-headers").unwrap_or("");
+        assert!(headers.contains("authorization"), "{what}: {headers}");
+        let r = post_json(port, CHAT, &body, &[("Origin", origin), key]);
+        let what = format!("chat from {origin}");
+        expect_ok(&what, &r);
+        allowed_for(&r, origin, &what);
+        // The page can read the error too.
+        let r = post_json(port, CHAT, &body, &[("Origin", origin)]);
+        let what = format!("chat from {origin} without the key");
+        assert_kind(&what, &assert_error(&what, &r, 401), "authentication_error");
+        allowed_for(&r, origin, &what);
+    }
+    for origin in [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "null",
+        "https://chat.example.com.evil.example",
+    ] {
+        for (method, path, body) in [
+            ("POST", CHAT, &body[..]),
+            ("GET", "/v1/models", &b""[..]),
+            ("GET", "/health", &b""[..]),
+            ("OPTIONS", CHAT, &b""[..]),
+        ] {
+            let headers = [
+                ("Origin", origin),
+                key,
+                ("Access-Control-Request-Method", "POST"),
+            ];
+            let r = send_raw(port, &request(method, path, &headers, body));
+            let what = format!("{method} {path} from {origin}");
+            assert_kind(&what, &assert_error(&what, &r, 403), "permission_error");
+            assert_eq!(r.header("access-control-allow-origin"), None, "{what}");
+        }
+    }
+    srv.assert_alive("requests from refused origins");
+    expect_ok(
+        "a request without Origin after them",
+        &post_json(port, CHAT, &body, &[key]),
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use ondo_engine::{Engine, EngineConfig};
-use ondo_server::{ModelText, ServerConfig};
+use ondo_server::{AllowedOrigins, ModelText, ServerConfig};
 
 use crate::cli::ServeArgs;
 use crate::{load, store};
@@ -63,6 +63,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         host: a.host,
         port: a.port,
         api_key,
+        allowed_origins: AllowedOrigins::new(&a.allow_origins),
         max_body: a.max_body,
         model_aliases: vec![stem],
         model_id,
