@@ -284,10 +284,12 @@ def main():
             expect(m.id == want, f"model id {m.id!r}, want {want!r}")
             expect(m.object == "model", f"object {m.object!r}, want 'model'")
             expect(getattr(m, "owned_by", None) == "ondo", f"owned_by {m.owned_by!r}")
+            one = client.models.retrieve(m.id)
+            expect(one.id == m.id and one.object == "model", f"models.retrieve: {one!r}")
             S["model"] = m.id
-            return f"model id {m.id!r}"
+            return f"model id {m.id!r} (listed and retrieved)"
 
-        checks.run("1 models.list", models)
+        checks.run("1 models.list and models.retrieve", models)
         model = S.get("model", expected_model_id(a.model))
 
         def chat(**kw):
@@ -499,6 +501,9 @@ def main():
                  None, "authentication_error"),
                 ("unknown model", openai.NotFoundError, 404,
                  lambda: chat(model="no-such-model", max_tokens=4),
+                 "model_not_found", "not_found_error"),
+                ("models.retrieve of an unknown model", openai.NotFoundError, 404,
+                 lambda: client.models.retrieve("no-such-model"),
                  "model_not_found", "not_found_error"),
                 ("temperature=-1", openai.BadRequestError, 400,
                  lambda: chat(temperature=-1, max_tokens=4), None, "invalid_request_error"),

@@ -8,10 +8,11 @@ use std::sync::Mutex;
 
 use ondo_engine::{EngineMetrics, Histogram, LATENCY_BUCKETS};
 
-const ROUTES: [&str; 7] = [
+const ROUTES: [&str; 8] = [
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/models",
+    "/v1/models/{id}",
     "/health",
     "/metrics",
     "/tokenize",
@@ -20,6 +21,12 @@ const ROUTES: [&str; 7] = [
 
 /// The label of a path: a known route, or "other" (so clients cannot grow the label set).
 pub fn route_label(path: &str) -> &'static str {
+    if path
+        .strip_prefix("/v1/models/")
+        .is_some_and(|id| !id.is_empty())
+    {
+        return "/v1/models/{id}";
+    }
     ROUTES
         .iter()
         .find(|r| **r == path)

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -80,6 +81,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/chat/completions", post(crate::chat::chat_completions))
         .route("/v1/completions", post(crate::completions::completions))
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/tokenize", post(tokenize))
@@ -201,18 +203,46 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn models(State(state): State<Shared>) -> Json<Value> {
+/// The served models: the base, then the adapters served as models of their own.
+fn model_objects(state: &AppState) -> Vec<Value> {
     let c = &state.config;
-    let mut data = vec![json!({
+    let base = json!({
         "id": c.model_id, "object": "model", "created": state.started, "owned_by": "ondo",
-    })];
-    for a in &c.adapters {
-        data.push(json!({
+    });
+    let adapters = c.adapters.iter().map(|a| {
+        json!({
             "id": a, "object": "model", "created": state.started, "owned_by": "ondo",
             "parent": c.model_id,
-        }));
-    }
-    Json(json!({ "object": "list", "data": data }))
+        })
+    });
+    std::iter::once(base).chain(adapters).collect()
+}
+
+async fn models(State(state): State<Shared>) -> Json<Value> {
+    Json(json!({ "object": "list", "data": model_objects(&state) }))
+}
+
+/// One model by id (OpenAI's "retrieve model"); an alias of the base model finds it too.
+async fn model(
+    State(state): State<Shared>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::not_found(
+            "no such model: the id in the path is not valid percent-encoded UTF-8",
+        ));
+    };
+    let c = &state.config;
+    let id = if c.model_aliases.contains(&id) {
+        c.model_id.clone()
+    } else {
+        id
+    };
+    model_objects(&state)
+        .into_iter()
+        .find(|m| m["id"] == id.as_str())
+        .map(Json)
+        .ok_or_else(|| ApiError::model_not_found(&id, &c.model_id))
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {

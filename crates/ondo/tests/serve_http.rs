@@ -182,6 +182,24 @@ fn malformed_json_wrong_types_and_routes() {
     assert_eq!(models["object"], "list", "{models}");
     assert_eq!(models["data"][0]["object"], "model", "{models}");
     assert_eq!(models["data"][0]["owned_by"], "ondo", "{models}");
+    let id = models["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let one = expect_ok(
+        "/v1/models/ID",
+        &get(port, &format!("/v1/models/{id}"), &[]),
+    );
+    assert_eq!(one, models["data"][0], "retrieving the model by its id");
+    for path in [
+        "/v1/models/nope",
+        "/v1/models/a/b",
+        "/v1/models/%FF",
+        "/v1/models/%2e%2e",
+    ] {
+        let r = get(port, path, &[]);
+        assert_kind(path, &assert_error(path, &r, 404), "not_found_error");
+    }
     let parts = json!([{"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]}]);
     let roles = json!([
         {"role": "developer", "content": "Be brief."},
