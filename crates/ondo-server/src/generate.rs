@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::error::ApiError;
+use crate::log::GenerationLog;
 use crate::params::Common;
 use crate::routes::{unix_now, Shared};
 
@@ -110,6 +111,13 @@ pub async fn answer(state: Shared, job: Job) -> Result<Response, ApiError> {
         SubmitError::Invalid(m) => ApiError::bad_request(m),
         SubmitError::Stopped => ApiError::internal("the engine has stopped"),
     })?;
+    let route = match job.kind {
+        Kind::Chat => "/v1/chat/completions",
+        Kind::Completion => "/v1/completions",
+    };
+    let prompt_tokens = job.prompts.iter().map(Vec::len).sum();
+    let choices = job.prompts.len() * c.n;
+    let log = (!state.config.quiet).then(|| GenerationLog::new(route, prompt_tokens, c.n, choices));
     let out = Output {
         kind: job.kind,
         id: match job.kind {
@@ -118,14 +126,14 @@ pub async fn answer(state: Shared, job: Job) -> Result<Response, ApiError> {
         },
         created: unix_now(),
         model: state.config.model_id.clone(),
-        choices: job.prompts.len() * c.n,
-        prompt_tokens: job.prompts.iter().map(Vec::len).sum(),
+        choices,
+        prompt_tokens,
         n: c.n,
     };
     if c.stream {
-        Ok(stream_response(out, rx, c.include_usage).into_response())
+        Ok(stream_response(out, rx, c.include_usage, log).into_response())
     } else {
-        collect_response(out, rx).await
+        collect_response(out, rx, log).await
     }
 }
 
@@ -258,6 +266,7 @@ fn engine_error(msg: String) -> ApiError {
 async fn collect_response(
     out: Output,
     mut rx: UnboundedReceiver<(usize, Event)>,
+    mut log: Option<GenerationLog>,
 ) -> Result<Response, ApiError> {
     let mut choices: Vec<Choice> = (0..out.choices).map(|_| Choice::default()).collect();
     let (mut done, mut cached) = (0, 0);
@@ -265,6 +274,9 @@ async fn collect_response(
         let Some((i, ev)) = rx.recv().await else {
             return Err(ApiError::internal("the engine dropped the request"));
         };
+        if let Some(l) = &mut log {
+            l.observe(i, &ev);
+        }
         let c = &mut choices[i];
         match ev {
             Event::Started { cached_tokens, .. } if i % out.n == 0 => cached += cached_tokens,
@@ -318,6 +330,8 @@ struct StreamState {
     out: Output,
     rx: UnboundedReceiver<(usize, Event)>,
     include_usage: bool,
+    /// Written when the stream is dropped: at its end, or when the client leaves.
+    log: Option<GenerationLog>,
     queue: VecDeque<String>,
     done: usize,
     completion: usize,
@@ -342,6 +356,9 @@ impl StreamState {
     }
 
     fn on_event(&mut self, i: usize, ev: Event) {
+        if let Some(l) = &mut self.log {
+            l.observe(i, &ev);
+        }
         match ev {
             Event::Started { cached_tokens, .. } => {
                 if i % self.out.n == 0 {
@@ -388,11 +405,13 @@ fn stream_response(
     out: Output,
     rx: UnboundedReceiver<(usize, Event)>,
     include_usage: bool,
+    log: Option<GenerationLog>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let state = StreamState {
         out,
         rx,
         include_usage,
+        log,
         queue: VecDeque::new(),
         done: 0,
         completion: 0,

@@ -8,13 +8,14 @@
 //! - `chat.rs`, `completions.rs`: turning requests into prompts
 //! - `generate.rs`: submitting to the engine and answering, streamed (SSE) or whole
 //! - `params.rs`: checked reading of the shared request fields; `error.rs`: OpenAI errors
-//! - `metrics.rs`: the Prometheus text of `/metrics`
+//! - `metrics.rs`: the Prometheus text of `/metrics`; `log.rs`: the request log on stderr
 
 mod chat;
 mod completions;
 mod cors;
 mod error;
 mod generate;
+mod log;
 mod metrics;
 mod params;
 mod routes;
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub allowed_origins: AllowedOrigins,
     /// Largest request body in bytes.
     pub max_body: usize,
+    /// No request log on stderr.
+    pub quiet: bool,
     /// The id `/v1/models` lists and requests may name.
     pub model_id: String,
     /// Other names requests may use for the model (e.g. the file stem).

@@ -96,12 +96,13 @@ pub fn router(state: Shared) -> Router {
 /// `/health`), a caught panic becomes a 500, and the request is counted by route and status.
 async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let route = crate::metrics::route_label(req.uri().path());
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let origin = match cors::classify(&state.config.allowed_origins, req.headers()) {
         cors::Origin::None => None,
         cors::Origin::Allowed(o) => Some(o),
         cors::Origin::Refused(o) => {
             let response = ApiError::origin_refused(&o).into_response();
-            state.http.count(route, response.status().as_u16());
+            finished(&state, route, method.as_str(), &path, &response);
             return response;
         }
     };
@@ -121,8 +122,17 @@ async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Respons
         Some(o) => cors::decorate(response, o),
         None => response,
     };
-    state.http.count(route, response.status().as_u16());
+    finished(&state, route, method.as_str(), &path, &response);
     response
+}
+
+/// Counts the response and logs it when it refuses the request.
+fn finished(state: &AppState, route: &'static str, method: &str, path: &str, r: &Response) {
+    let status = r.status().as_u16();
+    state.http.count(route, status);
+    if status >= 400 && !state.config.quiet {
+        crate::log::refused(method, path, status, r.extensions().get());
+    }
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {

@@ -238,6 +238,10 @@ pub struct ServeArgs {
     /// request from any other origin gets 403.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
+    /// No request log: by default each generation prints one line to stderr when it ends
+    /// (tokens, cache, time to first token, rate) and each refused request its status.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body: usize,

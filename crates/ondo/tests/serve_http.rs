@@ -3,7 +3,8 @@
 //! sends, over raw TCP, invalid JSON and UTF-8, wrong types and out-of-range parameters,
 //! special-token text and missing keys. Every client error must be the documented 4xx with an
 //! OpenAI error body, never a 5xx, and after each hostile case the process must still run and
-//! answer a valid request. Web pages get CORS headers from allowed origins and 403 from others.
+//! answer a valid request. Web pages get CORS headers from allowed origins and 403 from others;
+//! generations and refusals leave one line each in the request log (none with `--quiet`).
 //! The last test checks that a request gives the same tokens alone,
 //! beside another request, and streamed. Limits and dropped clients: `serve_limits.rs`.
 //!
@@ -632,6 +633,57 @@ fn browser_origins_get_cors_or_403() {
         "a request without Origin after them",
         &post_json(port, CHAT, &body, &[key]),
     );
+}
+
+#[test]
+fn each_generation_and_refusal_is_logged_unless_quiet() {
+    for quiet in [false, true] {
+        let opts = ServerOpts {
+            extra: if quiet { &["--quiet"] } else { &[] },
+            ..Default::default()
+        };
+        let Some(srv) = start(&opts) else { return };
+        let port = srv.port;
+        let greedy = chat("hi", json!({"max_tokens": 3, "temperature": 0}));
+        expect_ok("chat", &post_json(port, CHAT, &greedy, &[]));
+        let stream = to_body(&json!({"prompt": "1, 2,", "max_tokens": 2, "stream": true}));
+        assert_eq!(post_json(port, COMPLETIONS, &stream, &[]).status, 200);
+        let forged = chat("hi", json!({"model": "x\nondo: forged"}));
+        assert_error("forged", &post_json(port, CHAT, &forged, &[]), 404);
+        assert_error("no route", &get(port, "/v1/nope", &[]), 404);
+        expect_ok("health", &get(port, "/health", &[]));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let want = [
+            "ondo: POST /v1/chat/completions: ",
+            "ondo: POST /v1/completions: ",
+            "ondo: POST /v1/chat/completions 404: the model 'x ondo: forged'",
+            "ondo: GET /v1/nope 404: ",
+        ];
+        while !quiet && !want.iter().all(|w| srv.log().contains(w)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = srv.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(" POST ") || l.contains(" GET "))
+            .collect();
+        if quiet {
+            assert!(lines.is_empty(), "--quiet still logs: {lines:?}");
+            continue;
+        }
+        for w in want {
+            assert!(log.contains(w), "no line with {w:?} in:\n{log}");
+        }
+        assert!(log.contains("3 generated (length)"), "{log}");
+        assert!(
+            !log.contains("\nondo: forged"),
+            "a client forged a log line:\n{log}"
+        );
+        assert!(
+            !log.contains("/health"),
+            "a successful /health was logged:\n{log}"
+        );
+    }
 }
 
 #[test]

@@ -65,6 +65,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         api_key,
         allowed_origins: AllowedOrigins::new(&a.allow_origins),
         max_body: a.max_body,
+        quiet: a.quiet,
         model_aliases: vec![stem],
         model_id,
         adapters,
