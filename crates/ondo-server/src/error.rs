@@ -59,15 +59,28 @@ impl ApiError {
 
     /// 403 for a web page whose origin the server does not allow (see `cors.rs`).
     pub fn origin_refused(origin: &str) -> ApiError {
+        let mut message = format!("requests from web pages at '{origin}' are not allowed");
+        if crate::cors::is_listable(origin) {
+            message += &format!(": start the server with --allow-origin {origin} to allow them");
+        }
+        let mut e = ApiError::new(StatusCode::FORBIDDEN, "permission_error", message);
+        e.code = Some("origin_not_allowed");
+        e
+    }
+
+    /// 403 for a `Host` a loopback-bound server does not answer to (see `cors.rs`).
+    pub fn host_refused(host: &str) -> ApiError {
         let mut e = ApiError::new(
             StatusCode::FORBIDDEN,
             "permission_error",
             format!(
-                "requests from web pages at '{origin}' are not allowed: start the server with \
-                 --allow-origin {origin} to allow them"
+                "this server listens on the loopback and answers to localhost and 127.0.0.1, \
+                 not to the host name '{host}' (a defense against DNS rebinding): use \
+                 http://127.0.0.1:PORT, add the name with --allow-origin, or bind another \
+                 address with --host"
             ),
         );
-        e.code = Some("origin_not_allowed");
+        e.code = Some("host_not_allowed");
         e
     }
 

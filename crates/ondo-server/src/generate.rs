@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::error::ApiError;
-use crate::log::GenerationLog;
+use crate::log::{GenerationLog, Logged};
 use crate::params::Common;
 use crate::routes::{unix_now, Shared};
 
@@ -133,7 +133,12 @@ pub async fn answer(state: Shared, job: Job) -> Result<Response, ApiError> {
     if c.stream {
         Ok(stream_response(out, rx, c.include_usage, log).into_response())
     } else {
-        collect_response(out, rx, log).await
+        // A failure after the engine took the request is in the generation's log line.
+        collect_response(out, rx, log).await.or_else(|e| {
+            let mut r = e.into_response();
+            r.extensions_mut().insert(Logged);
+            Ok(r)
+        })
     }
 }
 
@@ -272,7 +277,11 @@ async fn collect_response(
     let (mut done, mut cached) = (0, 0);
     while done < out.choices {
         let Some((i, ev)) = rx.recv().await else {
-            return Err(ApiError::internal("the engine dropped the request"));
+            let e = ApiError::internal("the engine dropped the request");
+            if let Some(l) = &mut log {
+                l.observe(0, &Event::Error(e.message.clone()));
+            }
+            return Err(e);
         };
         if let Some(l) = &mut log {
             l.observe(i, &ev);
@@ -428,7 +437,13 @@ fn stream_response(
             }
             match s.rx.recv().await {
                 Some((i, ev)) => s.on_event(i, ev),
-                None => s.end_with_error(ApiError::internal("the engine dropped the request")),
+                None => {
+                    let e = ApiError::internal("the engine dropped the request");
+                    if let Some(l) = &mut s.log {
+                        l.observe(0, &Event::Error(e.message.clone()));
+                    }
+                    s.end_with_error(e)
+                }
             }
         }
     });

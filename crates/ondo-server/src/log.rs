@@ -5,7 +5,9 @@
 //! routes are not logged (monitors poll `/health` and `/metrics`). `ondo serve --quiet` turns
 //! the log off.
 
-use std::time::Instant;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ondo_engine::Event;
 
@@ -13,21 +15,65 @@ use ondo_engine::Event;
 #[derive(Clone, Debug)]
 pub struct ErrorNote(pub String);
 
-/// A refused request's line: `ondo: POST /v1/chat/completions 400: message`.
+/// Marks an error response whose request a [`GenerationLog`] line already covers.
+#[derive(Clone, Copy, Debug)]
+pub struct Logged;
+
+/// Refusal lines per second at most; the rest are counted in one line of their own.
+const REFUSALS_PER_SECOND: u32 = 20;
+
+/// (second, lines written in it, lines left out in it)
+static REFUSALS: Mutex<(u64, u32, u32)> = Mutex::new((0, 0, 0));
+
+/// A refused request's line: `ondo: POST /v1/chat/completions 400: message`. A client that
+/// sends many bad requests gets 20 lines a second, then one that counts the others.
 pub fn refused(method: &str, path: &str, status: u16, note: Option<&ErrorNote>) {
+    let second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut left_out = 0;
+    {
+        let mut w = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+        if w.0 != second {
+            left_out = w.2;
+            *w = (second, 0, 0);
+        }
+        w.1 += 1;
+        if w.1 > REFUSALS_PER_SECOND {
+            w.2 += 1;
+            return;
+        }
+    }
+    if left_out > 0 {
+        write_line(&format!(
+            "ondo: ({left_out} more refused requests not logged)"
+        ));
+    }
     let path = printable(path, 120);
     match note {
-        Some(ErrorNote(m)) => eprintln!("ondo: {method} {path} {status}: {}", printable(m, 300)),
-        None => eprintln!("ondo: {method} {path} {status}"),
+        Some(ErrorNote(m)) => write_line(&format!(
+            "ondo: {method} {path} {status}: {}",
+            printable(m, 300)
+        )),
+        None => write_line(&format!("ondo: {method} {path} {status}")),
     }
 }
 
-/// At most `max` characters of `s`, control characters as spaces: a client's text (a model
-/// name in an error message) cannot forge log lines.
+/// One line on stderr; a failed write (closed or broken stderr) is ignored, never a panic.
+fn write_line(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// At most `max` characters of `s`, control and line- or direction-changing characters as
+/// spaces: a client's text (a model name in an error message) cannot forge or reorder lines.
 fn printable(s: &str, max: usize) -> String {
+    let odd = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     s.chars()
         .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if odd(c) { ' ' } else { c })
         .collect()
 }
 
@@ -114,7 +160,7 @@ impl GenerationLog {
 
 impl Drop for GenerationLog {
     fn drop(&mut self) {
-        eprintln!("{}", self.line(Instant::now()));
+        write_line(&self.line(Instant::now()));
     }
 }
 

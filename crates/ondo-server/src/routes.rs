@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -56,14 +56,21 @@ impl AppState {
         let Some(m) = params::opt_str(o, "model")? else {
             return Ok(None);
         };
+        self.resolve_model(m)
+            .ok_or_else(|| ApiError::model_not_found(m, &self.config.model_id))
+    }
+
+    /// A model id or alias: `Some(None)` the base model, `Some(Some(slot))` an adapter served
+    /// as a model of its own, `None` no model of this server.
+    fn resolve_model(&self, id: &str) -> Option<Option<u32>> {
         let c = &self.config;
-        if m == c.model_id || c.model_aliases.iter().any(|a| a == m) {
-            return Ok(None);
+        if id == c.model_id || c.model_aliases.iter().any(|a| a == id) {
+            return Some(None);
         }
-        match c.adapters.iter().position(|a| a == m) {
-            Some(i) => Ok(Some(i as u32)),
-            None => Err(ApiError::model_not_found(m, &c.model_id)),
-        }
+        c.adapters
+            .iter()
+            .position(|a| a == id)
+            .map(|i| Some(i as u32))
     }
 }
 
@@ -92,36 +99,46 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Around every request: a web page's origin (see `cors.rs`), the API key (all routes but
-/// `/health`), a caught panic becomes a 500, and the request is counted by route and status.
+/// Around every request: the `Host` a loopback server answers to and a web page's origin (see
+/// `cors.rs`), the API key (all routes but `/health`), a caught panic becomes a 500, and the
+/// request is counted by route and status. Every response varies with `Origin`.
 async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let route = crate::metrics::route_label(req.uri().path());
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let origin = match cors::classify(&state.config.allowed_origins, req.headers()) {
-        cors::Origin::None => None,
-        cors::Origin::Allowed(o) => Some(o),
-        cors::Origin::Refused(o) => {
-            let response = ApiError::origin_refused(&o).into_response();
-            finished(&state, route, method.as_str(), &path, &response);
-            return response;
-        }
-    };
-    let response = if origin.is_some() && cors::is_preflight(req.method(), req.headers()) {
-        cors::preflight(req.headers())
-    } else if route != "/health" && !authorized(&state, req.headers()) {
-        ApiError::unauthorized().into_response()
+    let browsers = &state.config.allowed_origins;
+    let host = req.headers().get(header::HOST);
+    let host = host.map(|h| h.to_str().unwrap_or("(not text)"));
+    let mut origin = None;
+    let response = if let Some(h) = host.filter(|h| !browsers.allows_host(h)) {
+        ApiError::host_refused(&h.chars().take(200).collect::<String>()).into_response()
     } else {
-        match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-            Ok(r) => r,
-            Err(_) => {
-                ApiError::internal("internal error (a bug): the request failed").into_response()
+        match cors::classify(browsers, req.headers()) {
+            cors::Origin::Refused(o) => ApiError::origin_refused(&o).into_response(),
+            page => {
+                if let cors::Origin::Allowed(o) = page {
+                    origin = Some(o);
+                }
+                if origin.is_some() && cors::is_preflight(req.method(), req.headers()) {
+                    cors::preflight(req.headers())
+                } else if route != "/health" && !authorized(&state, req.headers()) {
+                    ApiError::unauthorized().into_response()
+                } else {
+                    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+                        Ok(r) => r,
+                        Err(_) => ApiError::internal("internal error (a bug): the request failed")
+                            .into_response(),
+                    }
+                }
             }
         }
     };
-    let response = match origin {
+    let mut response = match origin {
         Some(o) => cors::decorate(response, o),
         None => response,
     };
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("origin"));
     finished(&state, route, method.as_str(), &path, &response);
     response
 }
@@ -130,7 +147,8 @@ async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Respons
 fn finished(state: &AppState, route: &'static str, method: &str, path: &str, r: &Response) {
     let status = r.status().as_u16();
     state.http.count(route, status);
-    if status >= 400 && !state.config.quiet {
+    let covered = r.extensions().get::<crate::log::Logged>().is_some();
+    if status >= 400 && !state.config.quiet && !covered {
         crate::log::refused(method, path, status, r.extensions().get());
     }
 }
@@ -242,17 +260,13 @@ async fn model(
             "no such model: the id in the path is not valid percent-encoded UTF-8",
         ));
     };
-    let c = &state.config;
-    let id = if c.model_aliases.contains(&id) {
-        c.model_id.clone()
-    } else {
-        id
-    };
-    model_objects(&state)
-        .into_iter()
-        .find(|m| m["id"] == id.as_str())
+    let found = state
+        .resolve_model(&id)
+        .map(|slot| slot.map_or(0, |i| i as usize + 1));
+    found
+        .and_then(|i| model_objects(&state).into_iter().nth(i))
         .map(Json)
-        .ok_or_else(|| ApiError::model_not_found(&id, &c.model_id))
+        .ok_or_else(|| ApiError::model_not_found(&id, &state.config.model_id))
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {

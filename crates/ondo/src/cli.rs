@@ -235,7 +235,8 @@ pub struct ServeArgs {
     pub api_key_file: Option<PathBuf>,
     /// Also let web pages from this origin call the server (e.g. https://chat.example.com);
     /// repeatable, `*` allows every page. Pages on localhost are always allowed; a browser
-    /// request from any other origin gets 403.
+    /// request from any other origin gets 403, and a loopback-bound server answers only to
+    /// loopback host names and these origins' hosts.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
     /// No request log: by default each generation prints one line to stderr when it ends

@@ -121,6 +121,14 @@ fn bad_arguments_fail_cleanly() {
             "/nonexistent.txt",
         ],
         &["-t", "0", "info", "x"],
+        &["serve", "--parallel", "0"],
+        &["serve", "--allow-origin", "https://app.example:443"],
+        &[
+            "serve",
+            "--allow-origin",
+            "https://a.example,https://b.example",
+        ],
+        &["serve", "--allow-origin", "chat.example.com"],
     ];
     for args in cases {
         assert_clean_failure(&args.join(" "), &ondo(args));

@@ -628,7 +628,35 @@ fn browser_origins_get_cors_or_403() {
             assert_eq!(r.header("access-control-allow-origin"), None, "{what}");
         }
     }
-    srv.assert_alive("requests from refused origins");
+    // DNS rebinding: a page whose own name now resolves to 127.0.0.1 sends that name as Host
+    // and, for same-origin GETs, no Origin at all.
+    for host in [
+        "evil.example",
+        "evil.example:8080",
+        "127.0.0.1.nip.io",
+        "localhost.evil",
+    ] {
+        for path in ["/v1/models", "/metrics", "/health"] {
+            let r = get(port, path, &[("Host", host), key]);
+            let what = format!("GET {path} for Host {host}");
+            assert_kind(&what, &assert_error(&what, &r, 403), "permission_error");
+        }
+    }
+    for host in [
+        "localhost",
+        "127.0.0.1:1",
+        "[::1]:8080",
+        "app.localhost",
+        "chat.example.com",
+    ] {
+        let r = get(port, "/v1/models", &[("Host", host), key]);
+        expect_ok(&format!("GET /v1/models for Host {host}"), &r);
+        assert!(
+            r.header("vary").is_some_and(|v| v.contains("origin")),
+            "Vary for {host}"
+        );
+    }
+    srv.assert_alive("requests from refused origins and hosts");
     expect_ok(
         "a request without Origin after them",
         &post_json(port, CHAT, &body, &[key]),

@@ -18,6 +18,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         bail!("--max-body must be at least 1024 bytes, got {}", a.max_body);
     }
     let api_key = api_key(&a)?;
+    let allowed_origins =
+        AllowedOrigins::new(&a.allow_origins, &a.host).map_err(anyhow::Error::msg)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
     let mut l = load::load(&path)?;
     if !a.llamacpp_numerics {
@@ -63,7 +65,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         host: a.host,
         port: a.port,
         api_key,
-        allowed_origins: AllowedOrigins::new(&a.allow_origins),
+        allowed_origins,
         max_body: a.max_body,
         quiet: a.quiet,
         model_aliases: vec![stem],
