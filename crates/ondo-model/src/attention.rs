@@ -1,6 +1,7 @@
 //! Causal attention of a batch of consecutive tokens against the f16 KV cache.
 //!
-//! A batch (prefill, perplexity): one task per (token, head): scores `q·K[p] / sqrt(head_dim)`
+//! A batch (prefill, perplexity): one task per (token, head), the threads claiming tokens
+//! longest first: scores `q·K[p] / sqrt(head_dim)`
 //! over positions `0..=pos`, softmax, then the probability-weighted sum of `V`. Under
 //! `Numerics::LlamaCpp` the scores use ggml's vector exp, the probabilities are rounded to
 //! f16, and `P·V` sums in tinyBLAS's lane order, as llama.cpp's batched evaluation does.
@@ -67,11 +68,18 @@ pub(crate) fn attend(
             weighted_sum_seq(out, scores, vals, hd);
         }
     };
-    ondo_kernels::pool::for_each_share(&mut att[..n * dim], hd, 1, |first, share| {
+    // A token's work grows with its position: the threads claim whole tokens, the last (the
+    // longest) first, so they finish together instead of one taking the long half.
+    let out = OutPtr(att[..n * dim].as_mut_ptr());
+    ondo_kernels::pool::for_each_claimed_index(n, |k| {
+        let i = n - 1 - k;
+        // SAFETY: token i's row of `att` (in bounds: i < n) is claimed by this item alone, and
+        // `att` stays borrowed until the region ends.
+        let row = unsafe { std::slice::from_raw_parts_mut(out.get().add(i * dim), dim) };
         SCORES.with(|s| {
             let mut scores = s.borrow_mut();
-            for (j, out) in share.chunks_exact_mut(hd).enumerate() {
-                task(first + j, out, &mut scores);
+            for (h, head_out) in row.chunks_exact_mut(hd).enumerate() {
+                task(i * c.n_heads + h, head_out, &mut scores);
             }
         })
     });
