@@ -188,17 +188,21 @@ impl Scheduler {
                 sampler.accept(t);
             }
             s.busy = true;
-            let mut seq = Sequence::new(req.sink, slot, req.params, sampler, &prompt, cached, w.at);
-            seq.emit(Event::Started {
-                prompt_tokens: prompt.len(),
-                cached_tokens: cached,
-            });
+            let seq = Sequence::new(req.sink, slot, req.params, sampler, &prompt, cached, w.at);
             let m = &self.metrics;
             m.prompt_tokens_total
                 .fetch_add(prompt.len() as u64, Relaxed);
             m.prompt_tokens_cached_total
                 .fetch_add(cached as u64, Relaxed);
             self.active.push(seq);
+            // The gauges count the sequence before its client can hear of it.
+            self.update_gauges();
+            if let Some(seq) = self.active.last_mut() {
+                seq.emit(Event::Started {
+                    prompt_tokens: prompt.len(),
+                    cached_tokens: cached,
+                });
+            }
         }
     }
 
