@@ -6,7 +6,11 @@ Usage: bash bench/compare.sh [--threads 2] [--rounds 3] [--quick] [--only smollm
 makes the random 1B-shape models with bench/make_models.py, then runs this script.)
 
 Cases (issue 3): pp128 + tg64 (64 tokens decoded after a 128-token prompt), pp512, and for the
-1B-shape Q4_0 model tg32 at a depth of 2048 cached tokens. Every measurement is a fresh
+1B-shape Q4_0 model tg32 at a depth of 2048 cached tokens. Batching (issue 4): tg64x1 and
+tg64x8, one and eight sequences (a 32-token prompt each) decoding 64 greedy tokens together,
+the aggregate tokens/s: `ondo bench --parallel N` (the server's batched pass and numerics)
+against llama.cpp's llama_decode with one token of each sequence per batch (n_seq_max N,
+a KV stream per sequence, as llama-batched-bench); then each engine's x8 / x1. Every measurement is a fresh
 process (`ondo bench --json`, or this script's `--worker` mode for llama.cpp through
 llama-cpp-python), alternating ondo, llama.cpp, ondo, llama.cpp ... for --rounds rounds; the
 tables show medians over rounds and ratios ondo / llama.cpp. Inside a process each engine
@@ -90,9 +94,58 @@ def worker(a):
                       "load_ms": load_ms, "peak_rss_mb": rss_mb}))
 
 
-def run_ondo(model, threads, p, n, depth, reps, no_warmup):
+def worker_parallel(a):
+    """llama.cpp decoding a.parallel sequences together (the `--parallel` cases)."""
+    import numpy as np
+    import llama_cpp
+    from llama_cpp import Llama, _internals
+
+    # llama.cpp gives each sequence's KV stream a multiple of 256 cells.
+    n_seq, need = a.parallel, (a.p + a.n + 8 + 255) // 256 * 256
+    llm = Llama(model_path=a.model, n_ctx=need, n_batch=512, n_ubatch=512, n_threads=a.threads,
+                n_threads_batch=a.threads, verbose=False)
+    params = llm.context_params
+    params.n_ctx, params.n_seq_max, params.kv_unified = need * n_seq, n_seq, False
+    ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+    nv = llm.n_vocab()
+    batch = llama_cpp.llama_batch_init(max(a.p, n_seq, 1), 0, 1)
+
+    def decode(entries):  # [(token, position, sequence, wants logits)]
+        batch.n_tokens = len(entries)
+        for i, (tok, pos, seq, want) in enumerate(entries):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1
+            batch.seq_id[i][0], batch.logits[i] = seq, want
+        rc = llama_cpp.llama_decode(ctx.ctx, batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+
+    pp, tg = [], []
+    for rep in range(0, a.reps + 1):
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx.ctx), True)
+        prompts = [ids(a.p, rep + 2 + s, nv) or [1] for s in range(n_seq)]
+        t = time.perf_counter()
+        for s, prompt in enumerate(prompts):
+            decode([(tok, i, s, i == len(prompt) - 1) for i, tok in enumerate(prompt)])
+        pp_s = time.perf_counter() - t
+        toks = [prompt[-1] for prompt in prompts]
+        t = time.perf_counter()
+        for step in range(a.n):
+            decode([(toks[s], len(prompts[s]) + step, s, True) for s in range(n_seq)])
+            for s in range(n_seq):
+                row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, s), shape=(nv,))
+                toks[s] = int(row.argmax())
+        tg_s = time.perf_counter() - t
+        if rep > 0:
+            pp.append(n_seq * a.p / pp_s)
+            tg.append(n_seq * a.n / tg_s)
+    llama_cpp.llama_batch_free(batch)
+    print(json.dumps({"pp_tok_s": statistics.median(pp), "tg_tok_s": statistics.median(tg)}))
+
+
+def run_ondo(model, threads, p, n, depth, reps, no_warmup, parallel=0):
     cmd = [ONDO, "-t", str(threads), "bench", "-m", model, "-p", str(p), "-n", str(n),
-           "--depth", str(depth), "-r", str(reps), "--json"]
+           "-r", str(reps), "--json"]
+    cmd += ["--parallel", str(parallel)] if parallel else ["--depth", str(depth)]
     if no_warmup:
         cmd.append("--no-warmup")
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -102,10 +155,10 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
-def run_llama(model, threads, p, n, depth, reps, no_warmup):
+def run_llama(model, threads, p, n, depth, reps, no_warmup, parallel=0):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--model", model,
            "--threads", str(threads), "-p", str(p), "-n", str(n), "--depth", str(depth),
-           "--reps", str(reps)]
+           "--reps", str(reps), "--parallel", str(parallel)]
     if no_warmup:
         cmd.append("--no-warmup")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -133,7 +186,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1 round, 1 repetition (a smoke run)")
     ap.add_argument("--only", default="smollm2,q4_0,q4_k_m")
-    ap.add_argument("--cases", default="pp128+tg64,pp512,tg32@d2048",
+    ap.add_argument("--cases", default="pp128+tg64,pp512,tg32@d2048,tg64x1,tg64x8",
                     help="which cases (default: all)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -143,9 +196,10 @@ def main():
     ap.add_argument("--depth", type=int, default=0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-warmup", action="store_true")
+    ap.add_argument("--parallel", type=int, default=0)
     a = ap.parse_args()
     if a.worker:
-        return worker(a)
+        return worker_parallel(a) if a.parallel else worker(a)
 
     rounds, reps = (1, 1) if a.quick else (a.rounds, 3)
 
@@ -159,26 +213,44 @@ def main():
     bws = [bandwidth()]
     print(f"read bandwidth: {bws[0]:.1f} GB/s ({a.threads} threads); {a.threads} threads for "
           f"both engines; medians of {rounds} alternating rounds", flush=True)
-    cases = []  # (model key, label, p, n, depth, reps, no_warmup)
+    cases = []  # (model key, label, p, n, depth, reps, no_warmup, parallel)
     for key in a.only.split(","):
-        cases.append((key, "pp128+tg64", 128, 64, 0, reps, False))
-        cases.append((key, "pp512", 512, 0, 0, max(1, reps - 1), False))
+        cases.append((key, "pp128+tg64", 128, 64, 0, reps, False, 0))
+        cases.append((key, "pp512", 512, 0, 0, max(1, reps - 1), False, 0))
         if key == "q4_0":
-            cases.append((key, "tg32@d2048", 0, 32, 2048, 1, True))
+            cases.append((key, "tg32@d2048", 0, 32, 2048, 1, True, 0))
+        if key == "smollm2":
+            cases.append((key, "tg64x1", 32, 64, 0, reps, False, 1))
+            cases.append((key, "tg64x8", 32, 64, 0, reps, False, 8))
     cases = [c for c in cases if c[1] in a.cases.split(",")]
     rows, results = [], []
-    for key, label, p, n, depth, r, nw in cases:
+    single = {}  # model key -> the tg64x1 medians, for the x8 / x1 row
+    for key, label, p, n, depth, r, nw, par in cases:
         bws.append(bandwidth())
         bw = max(bws)
         model = MODELS[key]
         nbytes, params = gguf_stats(model)
         got = {"ondo": [], "llama.cpp": []}
         for _ in range(rounds):
-            got["ondo"].append(run_ondo(model, a.threads, p, n, depth, r, nw))
-            got["llama.cpp"].append(run_llama(model, a.threads, p, n, depth, r, nw))
+            got["ondo"].append(run_ondo(model, a.threads, p, n, depth, r, nw, par))
+            got["llama.cpp"].append(run_llama(model, a.threads, p, n, depth, r, nw, par))
         med = {e: {k: statistics.median(x[k] for x in v) for k in v[0]} for e, v in got.items()}
         o, l = med["ondo"], med["llama.cpp"]
         metrics = []
+        if par:
+            rows.append(f"{key:8} {label:12} {o['tg_tok_s']:9.1f} {l['tg_tok_s']:9.1f} "
+                        f"{ratio(o['tg_tok_s'], l['tg_tok_s']):6.2f}x   aggregate of {par}")
+            results.append({"model": key, "metric": label, "ondo": o["tg_tok_s"],
+                            "llama.cpp": l["tg_tok_s"], "ratio": ratio(o["tg_tok_s"], l["tg_tok_s"])})
+            if par == 1:
+                single[key] = (o["tg_tok_s"], l["tg_tok_s"])
+            elif key in single:
+                so, sl = ratio(o["tg_tok_s"], single[key][0]), ratio(l["tg_tok_s"], single[key][1])
+                rows.append(f"{key:8} {f'x{par} / x1':12} {so:9.2f} {sl:9.2f}            "
+                            f"what batching {par} sequences pays each engine")
+                results.append({"model": key, "metric": f"x{par}/x1", "ondo": so, "llama.cpp": sl})
+            print(json.dumps({"case": f"{key} {label}", "ondo": o, "llama.cpp": l}), flush=True)
+            continue
         if p:
             metrics.append((f"pp{p}" + (f"@d{depth}" if depth else ""), "pp_tok_s"))
         if n:

@@ -197,6 +197,12 @@ pub struct BenchArgs {
     /// Skip the warm-up run (for long --depth runs, where the depth prefill warms up anyway).
     #[arg(long)]
     pub no_warmup: bool,
+    /// Decode N sequences together, as `ondo serve --parallel N` does (its batched pass and
+    /// numerics): each gets its own -p token prompt, then -n steps advance all of them; tg is
+    /// the aggregate tokens/s (llama-batched-bench's S_TG).
+    #[arg(long, value_name = "N", conflicts_with = "depth",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: Option<u16>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -142,4 +142,36 @@ fn bench_reports_speeds_as_json() {
     }
     assert_eq!(v["pp_tokens"], 16);
     assert_eq!(v["tg_tokens"], 4);
+    assert_eq!(v["parallel"], 1);
+}
+
+#[test]
+fn bench_decodes_sequences_together() {
+    let Some(model) = model_path() else { return };
+    let m = model.to_str().unwrap();
+    let args = [
+        "bench",
+        "-m",
+        m,
+        "-p",
+        "8",
+        "-n",
+        "3",
+        "-r",
+        "1",
+        "--parallel",
+        "3",
+    ];
+    let out = ondo_real(&[&args[..], &["--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["parallel"], 3);
+    assert!(v["tg_tok_s"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    let out = ondo_real(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("3 sequences together"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -2,12 +2,14 @@
 //! excluded (skip it with --no-warmup); each figure is the median over `-r` repetitions.
 //! Prompt tokens are arbitrary ids (speed does not depend on them); generation decodes `-n`
 //! tokens one at a time after a prompt of `-p` tokens (at `--depth` extra positions when
-//! given). `--bandwidth` measures the machine's memory read bandwidth instead.
+//! given). With `--parallel N`, N sequences each take a prompt, then decode together in the
+//! server's batched pass (`forward_batch`, block-sum numerics), and the figures are aggregates.
+//! `--bandwidth` measures the machine's memory read bandwidth instead.
 
 use std::time::Instant;
 
 use anyhow::Result;
-use ondo_model::Logits;
+use ondo_model::{KvCache, LlamaModel, Logits, SeqInput};
 
 use crate::cli::BenchArgs;
 use crate::{load, store};
@@ -21,7 +23,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let path = store::resolve_model(a.model.model.as_deref())?;
     let t0 = Instant::now();
-    let l = load::load(&path)?;
+    let mut l = load::load(&path)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let c = &l.model.config;
     let needed = a.depth.saturating_add(a.prompt).saturating_add(a.n_gen);
@@ -31,41 +33,50 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             c.context_length
         );
     }
-    let mut kv = l.model.new_cache(needed.max(1))?;
     let ids = |n: usize, salt: usize| -> Vec<u32> {
         (0..n)
             .map(|i| ((i * 7919 + salt * 104729) % c.n_vocab) as u32)
             .collect()
     };
-    let depth_ids = ids(a.depth, 1);
-    let mut pp = Vec::new();
-    let mut tg = Vec::new();
+    let (mut pp, mut tg) = (Vec::new(), Vec::new());
     let first = usize::from(a.no_warmup);
+    let seqs = a.parallel.map_or(1, usize::from);
+    if a.parallel.is_some() {
+        l.model.numerics = ondo_model::Numerics::BlockSums;
+    }
+    let mut kvs = (0..seqs)
+        .map(|_| l.model.new_cache(needed.max(1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let depth_ids = ids(a.depth, 1);
     for rep in first..=a.reps {
-        kv.clear();
-        if !depth_ids.is_empty() {
-            for chunk in depth_ids.chunks(512) {
-                l.model.forward(chunk, &mut kv, Logits::Last)?;
+        for kv in &mut kvs {
+            kv.clear();
+        }
+        for chunk in depth_ids.chunks(512) {
+            l.model.forward(chunk, &mut kvs[0], Logits::Last)?;
+        }
+        let prompts: Vec<Vec<u32>> = (0..seqs).map(|s| ids(a.prompt, rep + 2 + s)).collect();
+        let t = Instant::now();
+        for (prompt, kv) in prompts.iter().zip(&mut kvs) {
+            if !prompt.is_empty() {
+                l.model.forward(prompt, kv, Logits::Last)?;
             }
         }
-        let prompt = ids(a.prompt, rep + 2);
-        let t = Instant::now();
-        if !prompt.is_empty() {
-            l.model.forward(&prompt, &mut kv, Logits::Last)?;
-        }
         let pp_s = t.elapsed().as_secs_f64();
+        let mut toks: Vec<u32> = prompts
+            .iter()
+            .map(|p| p.last().copied().unwrap_or(1))
+            .collect();
         let t = Instant::now();
-        let mut tok = prompt.last().copied().unwrap_or(1);
-        let mut logits = Vec::new();
-        for _ in 0..a.n_gen {
-            l.model
-                .forward_into(&[tok], &mut kv, Logits::Last, &mut logits)?;
-            tok = ondo_sample::argmax(&logits);
+        if a.parallel.is_some() {
+            decode_together(&l.model, &mut kvs, &mut toks, a.n_gen)?;
+        } else {
+            decode_alone(&l.model, &mut kvs[0], toks[0], a.n_gen)?;
         }
         let tg_s = t.elapsed().as_secs_f64();
         if rep > 0 {
-            pp.push(a.prompt as f64 / pp_s.max(1e-9));
-            tg.push(a.n_gen as f64 / tg_s.max(1e-9));
+            pp.push((seqs * a.prompt) as f64 / pp_s.max(1e-9));
+            tg.push((seqs * a.n_gen) as f64 / tg_s.max(1e-9));
         }
     }
     let (pp, tg) = (median(&mut pp), median(&mut tg));
@@ -74,13 +85,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if a.json {
         let v = serde_json::json!({
             "model": path.display().to_string(), "threads": threads, "depth": a.depth,
+            "parallel": seqs,
             "pp_tokens": a.prompt, "pp_tok_s": pp, "tg_tokens": a.n_gen, "tg_tok_s": tg,
             "reps": a.reps, "load_ms": load_ms, "peak_rss_mb": rss_mb,
         });
         println!("{v}");
     } else {
+        let together = match a.parallel {
+            Some(n) => format!(" | {n} sequences together (aggregate tok/s)"),
+            None => String::new(),
+        };
         println!(
-            "model: {} | threads {threads} | depth {} | median of {} runs",
+            "model: {} | threads {threads} | depth {}{together} | median of {} runs",
             path.display(),
             a.depth,
             a.reps
@@ -90,6 +106,46 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         println!("load    {load_ms:>9.1} ms");
         if let Some(r) = rss_mb {
             println!("peak RSS {r:>8.1} MB");
+        }
+    }
+    Ok(())
+}
+
+/// `n` greedy tokens of one sequence, one forward pass each (as `ondo run`).
+fn decode_alone(model: &LlamaModel, kv: &mut KvCache, mut tok: u32, n: usize) -> Result<()> {
+    let mut logits = Vec::new();
+    for _ in 0..n {
+        model.forward_into(&[tok], kv, Logits::Last, &mut logits)?;
+        tok = ondo_sample::argmax(&logits);
+    }
+    Ok(())
+}
+
+/// `n` greedy tokens of every sequence, all of them advancing in one batched pass per step
+/// (as the server's scheduler does).
+fn decode_together(
+    model: &LlamaModel,
+    kvs: &mut [KvCache],
+    toks: &mut [u32],
+    n: usize,
+) -> Result<()> {
+    let n_vocab = model.config.n_vocab;
+    let mut logits = Vec::new();
+    for _ in 0..n {
+        let steps: Vec<[u32; 1]> = toks.iter().map(|&t| [t]).collect();
+        let mut inputs: Vec<SeqInput> = kvs
+            .iter_mut()
+            .zip(&steps)
+            .map(|(kv, t)| SeqInput {
+                tokens: t,
+                kv,
+                want: Logits::Last,
+                adapter: None,
+            })
+            .collect();
+        model.forward_batch(&mut inputs, &mut logits)?;
+        for (i, t) in toks.iter_mut().enumerate() {
+            *t = ondo_sample::argmax(&logits[i * n_vocab..(i + 1) * n_vocab]);
         }
     }
     Ok(())
