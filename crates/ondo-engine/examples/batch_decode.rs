@@ -58,17 +58,8 @@ fn main() {
     let mut step_secs = Vec::with_capacity(steps);
     for s in 0..steps {
         let ts = Instant::now();
-        let toks: Vec<[u32; 1]> = (0..n).map(|i| [(100 + s + i) as u32]).collect();
-        let mut inputs: Vec<SeqInput> = kvs
-            .iter_mut()
-            .zip(&toks)
-            .map(|(kv, t)| SeqInput {
-                tokens: t,
-                kv,
-                want: Logits::Last,
-                adapter: None,
-            })
-            .collect();
+        let toks: Vec<u32> = (0..n).map(|i| (100 + s + i) as u32).collect();
+        let mut inputs = SeqInput::decoding(&mut kvs, &toks);
         model.forward_batch(&mut inputs, &mut logits).unwrap();
         step_secs.push(ts.elapsed().as_secs_f64());
     }

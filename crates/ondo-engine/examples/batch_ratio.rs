@@ -62,17 +62,8 @@ fn main() {
 
 /// One batched step of every sequence in `kvs`; returns its seconds.
 fn step(model: &LlamaModel, kvs: &mut [KvCache], s: usize, logits: &mut Vec<f32>) -> f64 {
-    let toks: Vec<[u32; 1]> = (0..kvs.len()).map(|i| [(100 + s + i) as u32]).collect();
-    let mut inputs: Vec<SeqInput> = kvs
-        .iter_mut()
-        .zip(&toks)
-        .map(|(kv, t)| SeqInput {
-            tokens: t,
-            kv,
-            want: Logits::Last,
-            adapter: None,
-        })
-        .collect();
+    let toks: Vec<u32> = (0..kvs.len()).map(|i| (100 + s + i) as u32).collect();
+    let mut inputs = SeqInput::decoding(kvs, &toks);
     let t0 = Instant::now();
     model.forward_batch(&mut inputs, logits).unwrap();
     t0.elapsed().as_secs_f64()

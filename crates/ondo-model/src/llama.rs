@@ -423,6 +423,23 @@ pub struct SeqInput<'a> {
     pub adapter: Option<u32>,
 }
 
+impl<'a> SeqInput<'a> {
+    /// One decoding step of several sequences: token `toks[i]` for the cache `kvs[i]`, the
+    /// logits of each wanted, no selectable adapter.
+    pub fn decoding(kvs: &'a mut [KvCache], toks: &'a [u32]) -> Vec<SeqInput<'a>> {
+        assert_eq!(kvs.len(), toks.len(), "one token per sequence");
+        kvs.iter_mut()
+            .zip(toks)
+            .map(|(kv, t)| SeqInput {
+                tokens: std::slice::from_ref(t),
+                kv,
+                want: Logits::Last,
+                adapter: None,
+            })
+            .collect()
+    }
+}
+
 /// Attention of every sequence of a batch against its own cache, whose length does not yet
 /// count this batch's tokens. Runs of consecutive one-token sequences (decoding) share one
 /// parallel region; a sequence's arithmetic is the same as when it runs alone.

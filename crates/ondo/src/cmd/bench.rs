@@ -132,17 +132,7 @@ fn decode_together(
     let n_vocab = model.config.n_vocab;
     let mut logits = Vec::new();
     for _ in 0..n {
-        let steps: Vec<[u32; 1]> = toks.iter().map(|&t| [t]).collect();
-        let mut inputs: Vec<SeqInput> = kvs
-            .iter_mut()
-            .zip(&steps)
-            .map(|(kv, t)| SeqInput {
-                tokens: t,
-                kv,
-                want: Logits::Last,
-                adapter: None,
-            })
-            .collect();
+        let mut inputs = SeqInput::decoding(kvs, toks);
         model.forward_batch(&mut inputs, &mut logits)?;
         for (i, t) in toks.iter_mut().enumerate() {
             *t = ondo_sample::argmax(&logits[i * n_vocab..(i + 1) * n_vocab]);
