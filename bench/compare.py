@@ -10,7 +10,9 @@ Cases (issue 3): pp128 + tg64 (64 tokens decoded after a 128-token prompt), pp51
 tg64x8, one and eight sequences (a 32-token prompt each) decoding 64 greedy tokens together,
 the aggregate tokens/s: `ondo bench --parallel N` (the server's batched pass and numerics)
 against llama.cpp's llama_decode with one token of each sequence per batch (n_seq_max N,
-a KV stream per sequence, as llama-batched-bench); then each engine's x8 / x1. Every measurement is a fresh
+a KV stream per sequence, as llama-batched-bench); then each engine's x8 / x1. Opt-in
+(`--cases tg32x1@p1000,tg32x8@p1000`): the same after 1,000-token prompts, where the batch
+reads eight sequences' KV caches at every step. Every measurement is a fresh
 process (`ondo bench --json`, or this script's `--worker` mode for llama.cpp through
 llama-cpp-python), alternating ondo, llama.cpp, ondo, llama.cpp ... for --rounds rounds; the
 tables show medians over rounds and ratios ondo / llama.cpp. Inside a process each engine
@@ -108,7 +110,7 @@ def worker_parallel(a):
     params.n_ctx, params.n_seq_max, params.kv_unified = need * n_seq, n_seq, False
     ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
     nv = llm.n_vocab()
-    batch = llama_cpp.llama_batch_init(max(a.p, n_seq, 1), 0, 1)
+    batch = llama_cpp.llama_batch_init(max(min(a.p, 512), n_seq, 1), 0, 1)
 
     def decode(entries):  # [(token, position, sequence, wants logits)]
         batch.n_tokens = len(entries)
@@ -125,7 +127,9 @@ def worker_parallel(a):
         prompts = [ids(a.p, rep + 2 + s, nv) or [1] for s in range(n_seq)]
         t = time.perf_counter()
         for s, prompt in enumerate(prompts):
-            decode([(tok, i, s, i == len(prompt) - 1) for i, tok in enumerate(prompt)])
+            for c in range(0, len(prompt), 512):
+                decode([(tok, i, s, i == len(prompt) - 1)
+                        for i, tok in enumerate(prompt[c:c + 512], c)])
         pp_s = time.perf_counter() - t
         toks = [prompt[-1] for prompt in prompts]
         t = time.perf_counter()
@@ -222,9 +226,12 @@ def main():
         if key == "smollm2":
             cases.append((key, "tg64x1", 32, 64, 0, reps, False, 1))
             cases.append((key, "tg64x8", 32, 64, 0, reps, False, 8))
+            # Not among the default cases: llama.cpp reads 8,000 prompt tokens per run.
+            cases.append((key, "tg32x1@p1000", 1000, 32, 0, 1, False, 1))
+            cases.append((key, "tg32x8@p1000", 1000, 32, 0, 1, False, 8))
     cases = [c for c in cases if c[1] in a.cases.split(",")]
     rows, results = [], []
-    single = {}  # model key -> the tg64x1 medians, for the x8 / x1 row
+    single = {}  # (model key, prompt) -> the one-sequence medians, for the x8 / x1 row
     for key, label, p, n, depth, r, nw, par in cases:
         bws.append(bandwidth())
         bw = max(bws)
@@ -243,12 +250,14 @@ def main():
             results.append({"model": key, "metric": label, "ondo": o["tg_tok_s"],
                             "llama.cpp": l["tg_tok_s"], "ratio": ratio(o["tg_tok_s"], l["tg_tok_s"])})
             if par == 1:
-                single[key] = (o["tg_tok_s"], l["tg_tok_s"])
-            elif key in single:
-                so, sl = ratio(o["tg_tok_s"], single[key][0]), ratio(l["tg_tok_s"], single[key][1])
-                rows.append(f"{key:8} {f'x{par} / x1':12} {so:9.2f} {sl:9.2f}            "
+                single[key, p] = (o["tg_tok_s"], l["tg_tok_s"])
+            elif (key, p) in single:
+                so, sl = (ratio(o["tg_tok_s"], single[key, p][0]),
+                          ratio(l["tg_tok_s"], single[key, p][1]))
+                name = f"x{par}/x1 " + label.replace(f"x{par}", "")
+                rows.append(f"{key:8} {name:12} {so:9.2f} {sl:9.2f}            "
                             f"what batching {par} sequences pays each engine")
-                results.append({"model": key, "metric": f"x{par}/x1", "ondo": so, "llama.cpp": sl})
+                results.append({"model": key, "metric": name, "ondo": so, "llama.cpp": sl})
             print(json.dumps({"case": f"{key} {label}", "ondo": o, "llama.cpp": l}), flush=True)
             continue
         if p:
