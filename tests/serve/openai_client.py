@@ -462,6 +462,28 @@ def main():
 
         checks.run("8 logprobs / top_logprobs", logprobs)
 
+        # 8b ---------------------------------------------------------------------------------
+        def json_mode():
+            ask = [{"role": "user",
+                    "content": "Describe a cat named Tom, aged 3, as a JSON object."}]
+            fmt = {"type": "json_object"}
+            r = chat(messages=ask, temperature=0, max_tokens=120, response_format=fmt)
+            c = r.choices[0]
+            expect(c.finish_reason == "stop",
+                   f"JSON mode: finish_reason {c.finish_reason!r}: {c.message.content!r}")
+            try:
+                obj = json.loads(c.message.content)
+            except ValueError as e:
+                raise Failed(f"JSON mode: content is not JSON ({e}): {c.message.content!r}")
+            expect(isinstance(obj, dict), f"JSON mode: not an object: {obj!r}")
+            s = collect_chat_stream(chat(messages=ask, temperature=0, max_tokens=120,
+                                         response_format=fmt, stream=True))
+            expect(s["content"] == c.message.content,
+                   f"JSON mode streamed {s['content']!r}, non-streamed {c.message.content!r}")
+            return f"{c.message.content!r}"
+
+        checks.run("8b response_format json_object", json_mode)
+
         # 9 ----------------------------------------------------------------------------------
         def expect_error(label, exc_type, status, fn, want_in=None, want_type=None):
             try:
@@ -515,6 +537,10 @@ def main():
                  "context", "invalid_request_error"),
                 ("max_tokens=0", openai.BadRequestError, 400,
                  lambda: chat(max_tokens=0), None, "invalid_request_error"),
+                ("response_format json_schema", openai.BadRequestError, 400,
+                 lambda: chat(max_tokens=4, response_format={
+                     "type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+                 "json_schema", "invalid_request_error"),
             ]
             notes, fails = [], []
             for label, exc, status, fn, want_in, want_type in cases:

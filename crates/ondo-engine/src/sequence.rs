@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ondo_sample::Sampler;
+use ondo_sample::{JsonObjectState, Sampler};
 use ondo_text::{Detokenizer, Tokenizer};
 
 use crate::{Event, EventSink, FinishReason, GenParams, StopMatcher, TokenInfo, TokenLogprob};
@@ -15,6 +15,8 @@ pub(crate) struct Sequence {
     sampler: Sampler,
     detok: Detokenizer,
     stop: StopMatcher,
+    /// Under `GenParams::json_object`: where the generated text stands in the object.
+    json: Option<JsonObjectState>,
     pub prompt_len: usize,
     /// Tokens to evaluate next: the rest of the prompt, then each sampled token.
     pub pending: Vec<u32>,
@@ -48,6 +50,7 @@ impl Sequence {
             sink,
             slot,
             stop: StopMatcher::new(&params.stop),
+            json: params.json_object.then(JsonObjectState::new),
             params,
             sampler,
             detok: Detokenizer::new(true),
@@ -83,7 +86,17 @@ impl Sequence {
             }
         }
         let logprob_of = self.params.logprobs.map(|k| LogSoftmax::new(logits, k));
-        let id = self.sampler.sample(logits);
+        let id = match self.json {
+            None => self.sampler.sample(logits),
+            Some(state) => match self.sample_json(logits, state, tok) {
+                Some((id, next)) => {
+                    self.json = Some(next);
+                    id
+                }
+                // Nothing in the vocabulary can continue the object.
+                None => return self.finish(FinishReason::Stop),
+            },
+        };
         let now = Instant::now();
         self.last_token_at = Some(now);
         if tok.is_eog(id) {
@@ -95,7 +108,7 @@ impl Sequence {
         let piece = self.detok.push(tok, id);
         let (text, stopped) = self.stop.push(&piece);
         self.emit(Event::Token { id, text, logprob });
-        if stopped {
+        if stopped || self.json.is_some_and(|j| j.is_complete()) {
             return self.finish(FinishReason::Stop);
         }
         if self.generated >= self.params.max_tokens || room == 0 {
@@ -104,6 +117,43 @@ impl Sequence {
         self.pending.clear();
         self.pending.push(id);
         After::Continue
+    }
+
+    /// A token whose text keeps the output a prefix of a JSON object, and the state after it:
+    /// the sampler's pick when it fits, else a new draw with every token that does not fit
+    /// masked out (llama.cpp's grammar sampling does the same). None when no token fits.
+    fn sample_json(
+        &mut self,
+        logits: &mut [f32],
+        state: JsonObjectState,
+        tok: &Tokenizer,
+    ) -> Option<(u32, JsonObjectState)> {
+        let fit = |id: u32| {
+            let piece = tok.token_piece(id, false);
+            if piece.is_empty() || tok.is_eog(id) {
+                return None;
+            }
+            state.after(piece)
+        };
+        let unchanged = logits.to_vec();
+        let id = self.sampler.sample(logits);
+        if let Some(next) = fit(id) {
+            return Some((id, next));
+        }
+        logits.copy_from_slice(&unchanged);
+        let mut any = false;
+        for (i, l) in logits.iter_mut().enumerate() {
+            if fit(i as u32).is_some() {
+                any = true;
+            } else {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        if !any {
+            return None;
+        }
+        let id = self.sampler.sample(logits);
+        fit(id).map(|next| (id, next))
     }
 
     /// Sends what is held back, then `Done`.

@@ -99,6 +99,7 @@ fn params(max_tokens: usize, temperature: f32, seed: u64) -> GenParams {
         logit_bias: Vec::new(),
         logprobs: None,
         adapter: None,
+        json_object: false,
     }
 }
 
@@ -289,6 +290,49 @@ fn stop_strings_end_generation_and_are_not_emitted() {
     let stopped = run_one(&s, p, g);
     assert_eq!(stopped.text, cut, "stop {stop:?} in {text:?}");
     assert_eq!(stopped.finish, Some(FinishReason::Stop));
+}
+
+#[test]
+fn json_object_mode_gives_json_objects() {
+    let s = setup(EngineConfig::default());
+    if !s.real {
+        eprintln!("skipped: needs the default model's tokenizer");
+        return;
+    }
+    let mut stops = 0;
+    let prompts = [
+        "Here is a JSON object describing a cat named Tom, aged 3:\n",
+        "Output:",
+        "Hello",
+    ];
+    for text in prompts {
+        for (temperature, seed) in [(0.0, 0), (0.9, 1), (1.5, 2)] {
+            let mut p = params(120, temperature, seed);
+            p.json_object = true;
+            let out = run_one(&s, prompt(&s, text), p);
+            let what = format!("{text:?} at temperature {temperature}: {:?}", out.text);
+            // Always a prefix of an object; whole when the model ended it.
+            let state = ondo_sample::JsonObjectState::new().after(out.text.as_bytes());
+            let state = state.unwrap_or_else(|| panic!("not a JSON object prefix: {what}"));
+            match out.finish {
+                Some(FinishReason::Stop) => {
+                    stops += 1;
+                    assert!(state.is_complete(), "stopped mid-object: {what}");
+                    let v: serde_json::Value =
+                        serde_json::from_str(&out.text).unwrap_or_else(|e| panic!("{e}: {what}"));
+                    assert!(v.is_object(), "{what}");
+                }
+                f => assert_eq!(f, Some(FinishReason::Length), "{what}"),
+            }
+        }
+    }
+    // Greedy, the cat prompt closes its object within 120 tokens (53 when written).
+    assert!(stops >= 1, "no object was finished");
+    let mut p = params(120, 0.0, 0);
+    p.json_object = true;
+    let out = run_one(&s, prompt(&s, prompts[0]), p);
+    assert_eq!(out.finish, Some(FinishReason::Stop), "{:?}", out.text);
+    assert!(out.text.contains("\"Tom\""), "{:?}", out.text);
 }
 
 #[test]

@@ -4,10 +4,12 @@
 //! The chain follows llama.cpp's default order (penalties → top-k → top-p → min-p →
 //! temperature → draw), so the same settings mean the same thing in both tools.
 
+pub mod json;
 mod rng;
 
 use std::collections::{HashMap, VecDeque};
 
+pub use json::JsonObjectState;
 pub use rng::Rng;
 
 /// Sampling settings. The defaults match llama.cpp's command line defaults.

@@ -197,6 +197,7 @@ pub fn common(o: &Object, n_vocab: usize) -> Result<Common, ApiError> {
             logit_bias: logit_bias(o, n_vocab)?,
             logprobs: None,
             adapter: None,
+            json_object: json_object(o)?,
         },
         seeded: seed.is_some(),
     })
@@ -285,6 +286,22 @@ fn logit_bias(o: &Object, n_vocab: usize) -> Result<Vec<(u32, f32)>, ApiError> {
         .collect()
 }
 
+/// `response_format`: plain text, or `{"type": "json_object"}` (true).
+fn json_object(o: &Object) -> Result<bool, ApiError> {
+    let Some(v) = field(o, "response_format") else {
+        return Ok(false);
+    };
+    match v.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(false),
+        Some("json_object") => Ok(true),
+        _ => Err(ApiError::invalid(
+            "response_format",
+            "response_format must be {\"type\": \"text\"} or {\"type\": \"json_object\"} \
+             (json_schema is not supported yet)",
+        )),
+    }
+}
+
 /// Refuses fields that would change the output in ways this server does not implement.
 pub fn refuse_unsupported(o: &Object) -> Result<(), ApiError> {
     if let Some(v) = field(o, "tools") {
@@ -292,15 +309,6 @@ pub fn refuse_unsupported(o: &Object) -> Result<(), ApiError> {
             return Err(ApiError::invalid(
                 "tools",
                 "tool calling is not supported yet",
-            ));
-        }
-    }
-    if let Some(v) = field(o, "response_format") {
-        let kind = v.get("type").and_then(Value::as_str);
-        if kind != Some("text") {
-            return Err(ApiError::invalid(
-                "response_format",
-                "only response_format {\"type\": \"text\"} is supported",
             ));
         }
     }

@@ -94,7 +94,8 @@ const BAD_CHAT_FIELDS: &str = r#"
 "model": 5
 "stream_options": {"include_usage": "yes"}
 "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-"response_format": {"type": "json_object"}
+"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}
+"response_format": "json"
 "#;
 
 /// Completion bodies that are each a 400.
