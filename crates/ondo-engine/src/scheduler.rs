@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use ondo_model::{KvCache, LlamaModel, Logits, ModelError, SeqInput};
-use ondo_sample::Sampler;
+use ondo_sample::{JsonVocab, Sampler};
 use ondo_text::Tokenizer;
 
 use crate::sequence::{After, Sequence};
@@ -37,6 +37,7 @@ pub(crate) struct Scheduler {
     active: Vec<Sequence>,
     logits: Vec<f32>,
     clock: u64,
+    json_vocab: Option<Arc<JsonVocab>>,
 }
 
 impl Scheduler {
@@ -71,6 +72,7 @@ impl Scheduler {
             active: Vec::new(),
             logits: Vec::new(),
             clock: 0,
+            json_vocab: None,
         })
     }
 
@@ -188,7 +190,10 @@ impl Scheduler {
                 sampler.accept(t);
             }
             s.busy = true;
-            let seq = Sequence::new(req.sink, slot, req.params, sampler, &prompt, cached, w.at);
+            let json = req.params.json_object.then(|| self.json_vocab());
+            let seq = Sequence::new(
+                req.sink, slot, req.params, sampler, &prompt, cached, w.at, json,
+            );
             let m = &self.metrics;
             m.prompt_tokens_total
                 .fetch_add(prompt.len() as u64, Relaxed);
@@ -323,6 +328,23 @@ impl Scheduler {
             self.metrics.requests_finished_total.fetch_add(1, Relaxed);
             self.release(s.slot);
         }
+    }
+
+    /// The vocabulary laid out for JSON mode, made at the first request that needs it.
+    fn json_vocab(&mut self) -> Arc<JsonVocab> {
+        let tok = &self.tok;
+        self.json_vocab
+            .get_or_insert_with(|| {
+                let pieces = (0..tok.n_vocab() as u32).map(|id| {
+                    if tok.is_eog(id) {
+                        &[][..]
+                    } else {
+                        tok.token_piece(id, false)
+                    }
+                });
+                Arc::new(JsonVocab::new(pieces))
+            })
+            .clone()
     }
 
     fn update_gauges(&self) {

@@ -1,9 +1,10 @@
 //! One active request: its sampler, detokenizer and stop matcher, and what happens to each
 //! logits row it gets (bias → logprobs → penalties and sampling → end checks → text).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use ondo_sample::{JsonObjectState, Sampler};
+use ondo_sample::{JsonObjectState, JsonVocab, Sampler};
 use ondo_text::{Detokenizer, Tokenizer};
 
 use crate::{Event, EventSink, FinishReason, GenParams, StopMatcher, TokenInfo, TokenLogprob};
@@ -15,8 +16,11 @@ pub(crate) struct Sequence {
     sampler: Sampler,
     detok: Detokenizer,
     stop: StopMatcher,
-    /// Under `GenParams::json_object`: where the generated text stands in the object.
-    json: Option<JsonObjectState>,
+    /// Under `GenParams::json_object`: where the generated text stands in the object, and
+    /// the vocabulary laid out for masking.
+    json: Option<(JsonObjectState, Arc<JsonVocab>)>,
+    /// JSON mode's copy of a logits row, kept between tokens.
+    json_logits: Vec<f32>,
     pub prompt_len: usize,
     /// Tokens to evaluate next: the rest of the prompt, then each sampled token.
     pub pending: Vec<u32>,
@@ -45,12 +49,14 @@ impl Sequence {
         prompt: &[u32],
         cached: usize,
         submitted_at: Instant,
+        json: Option<Arc<JsonVocab>>,
     ) -> Sequence {
         Sequence {
             sink,
             slot,
             stop: StopMatcher::new(&params.stop),
-            json: params.json_object.then(JsonObjectState::new),
+            json: json.map(|v| (JsonObjectState::new(), v)),
+            json_logits: Vec::new(),
             params,
             sampler,
             detok: Detokenizer::new(true),
@@ -86,15 +92,19 @@ impl Sequence {
             }
         }
         let logprob_of = self.params.logprobs.map(|k| LogSoftmax::new(logits, k));
-        let id = match self.json {
+        let id = match self.json.take() {
             None => self.sampler.sample(logits),
-            Some(state) => match self.sample_json(logits, state, tok) {
+            Some((state, vocab)) => match self.sample_json(logits, &state, &vocab) {
                 Some((id, next)) => {
-                    self.json = Some(next);
+                    self.json = Some((next, vocab));
                     id
                 }
-                // Nothing in the vocabulary can continue the object.
-                None => return self.finish(FinishReason::Stop),
+                None => {
+                    self.emit(Event::Error(
+                        "no token of the vocabulary can continue the JSON object".into(),
+                    ));
+                    return After::Finished;
+                }
             },
         };
         let now = Instant::now();
@@ -108,7 +118,7 @@ impl Sequence {
         let piece = self.detok.push(tok, id);
         let (text, stopped) = self.stop.push(&piece);
         self.emit(Event::Token { id, text, logprob });
-        if stopped || self.json.is_some_and(|j| j.is_complete()) {
+        if stopped || self.json.as_ref().is_some_and(|j| j.0.is_complete()) {
             return self.finish(FinishReason::Stop);
         }
         if self.generated >= self.params.max_tokens || room == 0 {
@@ -125,35 +135,28 @@ impl Sequence {
     fn sample_json(
         &mut self,
         logits: &mut [f32],
-        state: JsonObjectState,
-        tok: &Tokenizer,
+        state: &JsonObjectState,
+        vocab: &JsonVocab,
     ) -> Option<(u32, JsonObjectState)> {
-        let fit = |id: u32| {
-            let piece = tok.token_piece(id, false);
-            if piece.is_empty() || tok.is_eog(id) {
-                return None;
-            }
-            state.after(piece)
-        };
-        let unchanged = logits.to_vec();
-        let id = self.sampler.sample(logits);
-        if let Some(next) = fit(id) {
-            return Some((id, next));
-        }
-        logits.copy_from_slice(&unchanged);
-        let mut any = false;
-        for (i, l) in logits.iter_mut().enumerate() {
-            if fit(i as u32).is_some() {
-                any = true;
-            } else {
-                *l = f32::NEG_INFINITY;
+        let mut unchanged = std::mem::take(&mut self.json_logits);
+        unchanged.clear();
+        unchanged.extend_from_slice(logits);
+        let mut picked = self.sampler.sample(logits);
+        if vocab.after(state, picked).is_none() {
+            logits.copy_from_slice(&unchanged);
+            if vocab.mask(state, logits) > 0 {
+                // Kept for the fallback below: the draw may apply penalties to `logits`.
+                unchanged.copy_from_slice(logits);
+                picked = self.sampler.sample(logits);
+                if vocab.after(state, picked).is_none() {
+                    // The draw's own fallback can land on a masked token (rounding in its
+                    // cumulative sum): take the most likely token that fits.
+                    picked = ondo_sample::argmax(&unchanged);
+                }
             }
         }
-        if !any {
-            return None;
-        }
-        let id = self.sampler.sample(logits);
-        fit(id).map(|next| (id, next))
+        self.json_logits = unchanged;
+        vocab.after(state, picked).map(|next| (picked, next))
     }
 
     /// Sends what is held back, then `Done`.

@@ -326,8 +326,20 @@ fn json_object_mode_gives_json_objects() {
             }
         }
     }
-    // Greedy, the cat prompt closes its object within 120 tokens (53 when written).
     assert!(stops >= 1, "no object was finished");
+    // The sampler's first pick never fits (end of generation pushed to the top): every token
+    // comes from the masked second draw.
+    let eos = s.tok.eos_id().expect("an EOS token");
+    for (temperature, seed) in [(0.0, 0), (1.0, 4)] {
+        let mut p = params(40, temperature, seed);
+        p.json_object = true;
+        p.logit_bias = vec![(eos, 100.0)];
+        let out = run_one(&s, prompt(&s, prompts[1]), p);
+        let state = ondo_sample::JsonObjectState::new().after(out.text.as_bytes());
+        assert!(state.is_some(), "not a JSON object prefix: {:?}", out.text);
+        assert!(out.completion_tokens > 0, "{out:?}");
+    }
+    // Greedy, the cat prompt closes its object within 120 tokens (53 when written).
     let mut p = params(120, 0.0, 0);
     p.json_object = true;
     let out = run_one(&s, prompt(&s, prompts[0]), p);

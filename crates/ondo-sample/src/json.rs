@@ -102,6 +102,19 @@ impl JsonObjectState {
         self.mode == Mode::Done
     }
 
+    /// Inside a string with no escape or UTF-8 sequence under way: any complete UTF-8 text
+    /// without `"`, `\` or control bytes continues it and leaves the state as it is.
+    fn in_plain_string(&self) -> bool {
+        matches!(
+            self.mode,
+            Mode::Str {
+                escape: Escape::None,
+                continuation: 0,
+                ..
+            }
+        )
+    }
+
     /// The state after `bytes`, if they keep the text a prefix of a valid object.
     pub fn after(&self, bytes: &[u8]) -> Option<Self> {
         let mut s = *self;
@@ -287,6 +300,75 @@ impl JsonObjectState {
     }
 }
 
+/// A vocabulary's token texts, laid out for masking under a [`JsonObjectState`]: one pass
+/// over the vocabulary, where a byte that cannot come next rules out every token starting with
+/// it at once, and inside a string a token of plain text fits without being read.
+pub struct JsonVocab {
+    bytes: Vec<u8>,
+    /// Token `i`'s text is `bytes[ends[i - 1]..ends[i]]` (empty: never sampled in JSON mode).
+    ends: Vec<usize>,
+    /// Complete UTF-8 with no `"`, `\` or control byte: fits anywhere inside a string.
+    plain: Vec<bool>,
+}
+
+impl JsonVocab {
+    /// `pieces[id]`: the text token `id` adds to the output; empty for tokens that must never
+    /// be sampled in JSON mode (end of generation, control tokens).
+    pub fn new<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let (mut bytes, mut ends, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+        for p in pieces {
+            bytes.extend_from_slice(p);
+            ends.push(bytes.len());
+            let text = std::str::from_utf8(p).is_ok_and(|t| !t.is_empty());
+            plain.push(text && p.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\'));
+        }
+        JsonVocab { bytes, ends, plain }
+    }
+
+    fn piece(&self, id: usize) -> &[u8] {
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.bytes[start..self.ends[id]]
+    }
+
+    /// The state after token `id`, if its text can continue the object from `state`.
+    pub fn after(&self, state: &JsonObjectState, id: u32) -> Option<JsonObjectState> {
+        let id = id as usize;
+        if id >= self.ends.len() {
+            return None;
+        }
+        let piece = self.piece(id);
+        if piece.is_empty() {
+            return None;
+        }
+        state.after(piece)
+    }
+
+    /// Sets to -inf the logits of the tokens that cannot continue the object from `state`
+    /// (and of any beyond the vocabulary); returns how many are left.
+    pub fn mask(&self, state: &JsonObjectState, logits: &mut [f32]) -> usize {
+        let mut first = [false; 256];
+        for (b, ok) in first.iter_mut().enumerate() {
+            *ok = state.after(&[b as u8]).is_some();
+        }
+        let in_text = state.in_plain_string();
+        let mut left = 0;
+        for (id, l) in logits.iter_mut().enumerate() {
+            let fits = id < self.ends.len() && {
+                let piece = self.piece(id);
+                !piece.is_empty()
+                    && first[piece[0] as usize]
+                    && ((in_text && self.plain[id]) || state.after(piece).is_some())
+            };
+            if fits {
+                left += 1;
+            } else {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        left
+    }
+}
+
 fn number_byte(n: Number, b: u8) -> Option<Number> {
     use Number::*;
     let digit = b.is_ascii_digit();
@@ -366,6 +448,91 @@ mod tests {
             let n = text.iter().take_while(|&&b| st.feed(b)).count();
             assert_eq!(n, good, "{:?}", String::from_utf8_lossy(text));
             assert!(JsonObjectState::new().after(text).is_none());
+        }
+    }
+
+    #[test]
+    fn the_vocabulary_mask_agrees_with_reading_every_token() {
+        let pieces: Vec<&[u8]> = vec![
+            b"",
+            b"{",
+            b"}",
+            b"{\"",
+            b"\"",
+            b"\":",
+            b"\": ",
+            b"name",
+            b" cat",
+            b"\\",
+            b"\\n",
+            b"\\u00",
+            b"e9",
+            b"12",
+            b"-",
+            b"0",
+            b".5",
+            b"e+",
+            b"true",
+            b"tr",
+            b"ue",
+            b"null",
+            b"[",
+            b"]",
+            b"],",
+            b",",
+            b", \"",
+            b"  ",
+            b"\n",
+            b"\t",
+            b"caf\xc3\xa9",
+            b"\xc3",
+            b"\xa9",
+            b"\xe4\xb8",
+            b"\xad",
+            b"\x01",
+            b"a\"b",
+            b"}\n",
+            b"}}",
+            b"\x7f",
+        ];
+        let vocab = JsonVocab::new(pieces.iter().copied());
+        let prefixes = [
+            "",
+            " ",
+            "{",
+            "{\"",
+            "{\"a",
+            "{\"a\\",
+            "{\"a\\u0",
+            "{\"a\"",
+            "{\"a\":",
+            "{\"a\": 1",
+            "{\"a\": -",
+            "{\"a\": 0.",
+            "{\"a\": [",
+            "{\"a\": [1,",
+            "{\"a\": t",
+            "{\"a\": {\"b\": \"x",
+            "{\"a\": \"\u{4e2d}",
+            "{\"a\": 1}",
+        ];
+        let mid_char = [&b"{\"a\": \"\xe4"[..]];
+        let states = prefixes.iter().map(|p| p.as_bytes()).chain(mid_char);
+        for prefix in states {
+            let state = JsonObjectState::new()
+                .after(prefix)
+                .expect("a valid prefix");
+            let prefix = String::from_utf8_lossy(prefix);
+            let mut logits = vec![0.0f32; pieces.len() + 3];
+            let left = vocab.mask(&state, &mut logits);
+            for (id, &l) in logits.iter().enumerate() {
+                let want = pieces
+                    .get(id)
+                    .is_some_and(|p| !p.is_empty() && state.after(p).is_some());
+                assert_eq!(l == 0.0, want, "{prefix:?} + {:?}", pieces.get(id));
+                assert_eq!(vocab.after(&state, id as u32).is_some(), want);
+            }
+            assert_eq!(left, logits.iter().filter(|&&l| l == 0.0).count());
         }
     }
 
