@@ -8,6 +8,9 @@
 //! Limits that keep a model from running on forever where JSON allows it: at most
 //! [`MAX_DEPTH`] nested containers and [`MAX_WHITESPACE`] whitespace bytes in a row.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 /// Nested objects and arrays at most (the stack is a 64-bit set).
 pub const MAX_DEPTH: u8 = 64;
 /// Whitespace bytes in a row at most, outside strings.
@@ -16,7 +19,7 @@ pub const MAX_WHITESPACE: u8 = 32;
 const LITERALS: [&[u8]; 3] = [b"true", b"false", b"null"];
 
 /// Where the recognizer stands after the bytes fed so far.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JsonObjectState {
     mode: Mode,
     /// Bit `i` set: the container at depth `i` is an object (else an array).
@@ -26,7 +29,7 @@ pub struct JsonObjectState {
     spaces: u8,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Mode {
     /// Before the top-level object: whitespace or `{`.
     Start,
@@ -58,7 +61,7 @@ enum Mode {
     Done,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Escape {
     None,
     /// After a backslash.
@@ -68,7 +71,7 @@ enum Escape {
 }
 
 /// The states of RFC 8259's number grammar, named by what was read last.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Number {
     Minus,
     Zero,
@@ -302,14 +305,21 @@ impl JsonObjectState {
 
 /// A vocabulary's token texts, laid out for masking under a [`JsonObjectState`]: one pass
 /// over the vocabulary, where a byte that cannot come next rules out every token starting with
-/// it at once, and inside a string a token of plain text fits without being read.
+/// it at once, and inside a string a token of plain text fits without being read. The tokens
+/// that fit a state are remembered (a bit set per state, at most [`MAX_CACHED_STATES`]), so a
+/// state met again costs one pass over the bits.
 pub struct JsonVocab {
     bytes: Vec<u8>,
     /// Token `i`'s text is `bytes[ends[i - 1]..ends[i]]` (empty: never sampled in JSON mode).
     ends: Vec<usize>,
     /// Complete UTF-8 with no `"`, `\` or control byte: fits anywhere inside a string.
     plain: Vec<bool>,
+    fitting: Mutex<HashMap<JsonObjectState, Arc<[u64]>>>,
 }
+
+/// States whose fitting tokens [`JsonVocab`] keeps (6 KB each for a 49k vocabulary); the
+/// memory is forgotten whole when full.
+pub const MAX_CACHED_STATES: usize = 512;
 
 impl JsonVocab {
     /// `pieces[id]`: the text token `id` adds to the output; empty for tokens that must never
@@ -322,7 +332,12 @@ impl JsonVocab {
             let text = std::str::from_utf8(p).is_ok_and(|t| !t.is_empty());
             plain.push(text && p.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\'));
         }
-        JsonVocab { bytes, ends, plain }
+        JsonVocab {
+            bytes,
+            ends,
+            plain,
+            fitting: Mutex::new(HashMap::new()),
+        }
     }
 
     fn piece(&self, id: usize) -> &[u8] {
@@ -346,26 +361,44 @@ impl JsonVocab {
     /// Sets to -inf the logits of the tokens that cannot continue the object from `state`
     /// (and of any beyond the vocabulary); returns how many are left.
     pub fn mask(&self, state: &JsonObjectState, logits: &mut [f32]) -> usize {
-        let mut first = [false; 256];
-        for (b, ok) in first.iter_mut().enumerate() {
-            *ok = state.after(&[b as u8]).is_some();
-        }
-        let in_text = state.in_plain_string();
+        let bits = self.fitting(state);
         let mut left = 0;
         for (id, l) in logits.iter_mut().enumerate() {
-            let fits = id < self.ends.len() && {
-                let piece = self.piece(id);
-                !piece.is_empty()
-                    && first[piece[0] as usize]
-                    && ((in_text && self.plain[id]) || state.after(piece).is_some())
-            };
-            if fits {
+            if bits.get(id / 64).is_some_and(|w| w >> (id % 64) & 1 == 1) {
                 left += 1;
             } else {
                 *l = f32::NEG_INFINITY;
             }
         }
         left
+    }
+
+    /// Bit `id` set: token `id` can continue the object from `state`.
+    fn fitting(&self, state: &JsonObjectState) -> Arc<[u64]> {
+        let lock = || self.fitting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bits) = lock().get(state) {
+            return bits.clone();
+        }
+        let mut first = [false; 256];
+        for (b, ok) in first.iter_mut().enumerate() {
+            *ok = state.after(&[b as u8]).is_some();
+        }
+        let in_text = state.in_plain_string();
+        let mut bits = vec![0u64; self.ends.len().div_ceil(64)];
+        for id in 0..self.ends.len() {
+            let piece = self.piece(id);
+            let fits = !piece.is_empty()
+                && first[piece[0] as usize]
+                && ((in_text && self.plain[id]) || state.after(piece).is_some());
+            bits[id / 64] |= u64::from(fits) << (id % 64);
+        }
+        let bits: Arc<[u64]> = bits.into();
+        let mut cache = lock();
+        if cache.len() >= MAX_CACHED_STATES {
+            cache.clear();
+        }
+        cache.insert(*state, bits.clone());
+        bits
     }
 }
 
@@ -525,6 +558,13 @@ mod tests {
             let prefix = String::from_utf8_lossy(prefix);
             let mut logits = vec![0.0f32; pieces.len() + 3];
             let left = vocab.mask(&state, &mut logits);
+            let mut again = vec![0.0f32; pieces.len() + 3];
+            assert_eq!(
+                vocab.mask(&state, &mut again),
+                left,
+                "remembered for {prefix:?}"
+            );
+            assert_eq!(again, logits);
             for (id, &l) in logits.iter().enumerate() {
                 let want = pieces
                     .get(id)
