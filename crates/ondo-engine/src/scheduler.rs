@@ -334,16 +334,7 @@ impl Scheduler {
     fn json_vocab(&mut self) -> Arc<JsonVocab> {
         let tok = &self.tok;
         self.json_vocab
-            .get_or_insert_with(|| {
-                let pieces = (0..tok.n_vocab() as u32).map(|id| {
-                    if tok.is_eog(id) {
-                        &[][..]
-                    } else {
-                        tok.token_piece(id, false)
-                    }
-                });
-                Arc::new(JsonVocab::new(pieces))
-            })
+            .get_or_insert_with(|| Arc::new(JsonVocab::new(tok.output_pieces())))
             .clone()
     }
 

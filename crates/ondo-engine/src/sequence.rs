@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ondo_sample::{JsonObjectState, JsonVocab, Sampler};
+use ondo_sample::{JsonSampling, JsonVocab, Sampler};
 use ondo_text::{Detokenizer, Tokenizer};
 
 use crate::{Event, EventSink, FinishReason, GenParams, StopMatcher, TokenInfo, TokenLogprob};
@@ -16,11 +16,8 @@ pub(crate) struct Sequence {
     sampler: Sampler,
     detok: Detokenizer,
     stop: StopMatcher,
-    /// Under `GenParams::json_object`: where the generated text stands in the object, and
-    /// the vocabulary laid out for masking.
-    json: Option<(JsonObjectState, Arc<JsonVocab>)>,
-    /// JSON mode's copy of a logits row, kept between tokens.
-    json_logits: Vec<f32>,
+    /// Under `GenParams::json_object`: the draw that keeps the output one JSON object.
+    json: Option<JsonSampling>,
     pub prompt_len: usize,
     /// Tokens to evaluate next: the rest of the prompt, then each sampled token.
     pub pending: Vec<u32>,
@@ -55,8 +52,7 @@ impl Sequence {
             sink,
             slot,
             stop: StopMatcher::new(&params.stop),
-            json: json.map(|v| (JsonObjectState::new(), v)),
-            json_logits: Vec::new(),
+            json: json.map(JsonSampling::new),
             params,
             sampler,
             detok: Detokenizer::new(true),
@@ -92,13 +88,10 @@ impl Sequence {
             }
         }
         let logprob_of = self.params.logprobs.map(|k| LogSoftmax::new(logits, k));
-        let id = match self.json.take() {
+        let id = match &mut self.json {
             None => self.sampler.sample(logits),
-            Some((state, vocab)) => match self.sample_json(logits, &state, &vocab) {
-                Some((id, next)) => {
-                    self.json = Some((next, vocab));
-                    id
-                }
+            Some(json) => match json.sample(&mut self.sampler, logits) {
+                Some(id) => id,
                 None => {
                     self.emit(Event::Error(
                         "no token of the vocabulary can continue the JSON object".into(),
@@ -118,7 +111,7 @@ impl Sequence {
         let piece = self.detok.push(tok, id);
         let (text, stopped) = self.stop.push(&piece);
         self.emit(Event::Token { id, text, logprob });
-        if stopped || self.json.as_ref().is_some_and(|j| j.0.is_complete()) {
+        if stopped || self.json.as_ref().is_some_and(JsonSampling::is_complete) {
             return self.finish(FinishReason::Stop);
         }
         if self.generated >= self.params.max_tokens || room == 0 {
@@ -127,36 +120,6 @@ impl Sequence {
         self.pending.clear();
         self.pending.push(id);
         After::Continue
-    }
-
-    /// A token whose text keeps the output a prefix of a JSON object, and the state after it:
-    /// the sampler's pick when it fits, else a new draw with every token that does not fit
-    /// masked out (llama.cpp's grammar sampling does the same). None when no token fits.
-    fn sample_json(
-        &mut self,
-        logits: &mut [f32],
-        state: &JsonObjectState,
-        vocab: &JsonVocab,
-    ) -> Option<(u32, JsonObjectState)> {
-        let mut unchanged = std::mem::take(&mut self.json_logits);
-        unchanged.clear();
-        unchanged.extend_from_slice(logits);
-        let mut picked = self.sampler.sample(logits);
-        if vocab.after(state, picked).is_none() {
-            logits.copy_from_slice(&unchanged);
-            if vocab.mask(state, logits) > 0 {
-                // Kept for the fallback below: the draw may apply penalties to `logits`.
-                unchanged.copy_from_slice(logits);
-                picked = self.sampler.sample(logits);
-                if vocab.after(state, picked).is_none() {
-                    // The draw's own fallback can land on a masked token (rounding in its
-                    // cumulative sum): take the most likely token that fits.
-                    picked = ondo_sample::argmax(&unchanged);
-                }
-            }
-        }
-        self.json_logits = unchanged;
-        vocab.after(state, picked).map(|next| (picked, next))
     }
 
     /// Sends what is held back, then `Done`.

@@ -402,6 +402,55 @@ impl JsonVocab {
     }
 }
 
+/// JSON mode's draw for one output: the sampler's pick when its text fits the object so far,
+/// else a new draw with every token that does not fit masked out (llama.cpp's grammar
+/// sampling does the same).
+pub struct JsonSampling {
+    state: JsonObjectState,
+    vocab: Arc<JsonVocab>,
+    /// The logits row as it came, kept between tokens.
+    unchanged: Vec<f32>,
+}
+
+impl JsonSampling {
+    pub fn new(vocab: Arc<JsonVocab>) -> Self {
+        JsonSampling {
+            state: JsonObjectState::new(),
+            vocab,
+            unchanged: Vec::new(),
+        }
+    }
+
+    /// The object is closed: generation should end.
+    pub fn is_complete(&self) -> bool {
+        self.state.is_complete()
+    }
+
+    /// Draws a token that fits and advances past it; None when no token of the vocabulary
+    /// can continue the object.
+    pub fn sample(&mut self, sampler: &mut crate::Sampler, logits: &mut [f32]) -> Option<u32> {
+        let (vocab, state) = (&self.vocab, &self.state);
+        self.unchanged.clear();
+        self.unchanged.extend_from_slice(logits);
+        let mut picked = sampler.sample(logits);
+        if vocab.after(state, picked).is_none() {
+            logits.copy_from_slice(&self.unchanged);
+            if vocab.mask(state, logits) > 0 {
+                // Kept for the fallback below: the draw may apply penalties to `logits`.
+                self.unchanged.copy_from_slice(logits);
+                picked = sampler.sample(logits);
+                if vocab.after(state, picked).is_none() {
+                    // The draw's own fallback can land on a masked token (rounding in its
+                    // cumulative sum): take the most likely token that fits.
+                    picked = crate::argmax(&self.unchanged);
+                }
+            }
+        }
+        self.state = vocab.after(state, picked)?;
+        Some(picked)
+    }
+}
+
 fn number_byte(n: Number, b: u8) -> Option<Number> {
     use Number::*;
     let digit = b.is_ascii_digit();

@@ -9,7 +9,7 @@ mod rng;
 
 use std::collections::{HashMap, VecDeque};
 
-pub use json::{JsonObjectState, JsonVocab};
+pub use json::{JsonObjectState, JsonSampling, JsonVocab};
 pub use rng::Rng;
 
 /// Sampling settings. The defaults match llama.cpp's command line defaults.

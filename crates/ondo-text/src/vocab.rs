@@ -566,6 +566,18 @@ impl Tokenizer {
         self.eog.contains(&id)
     }
 
+    /// The text each token adds to generated output (`token_piece(id, false)`), empty for the
+    /// end-of-generation tokens: what a constrained sampler chooses among, by id.
+    pub fn output_pieces(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.n_vocab() as u32).map(|id| {
+            if self.is_eog(id) {
+                &[][..]
+            } else {
+                self.token_piece(id, false)
+            }
+        })
+    }
+
     /// All end-of-generation ids, ascending.
     pub fn eog_ids(&self) -> Vec<u32> {
         self.eog.iter().copied().collect()

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -98,6 +98,16 @@ pub struct SampleArgs {
     /// Context size in tokens (default: 4096, at most the model's).
     #[arg(short = 'c', long = "ctx")]
     pub ctx: Option<usize>,
+    /// `json`: sample only tokens that keep the reply one JSON object, and stop when it
+    /// closes (ask for JSON in the prompt too).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Debug)]

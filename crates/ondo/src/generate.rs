@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use ondo_model::{KvCache, LlamaModel, Logits};
-use ondo_sample::Sampler;
+use ondo_sample::{JsonSampling, Sampler};
 use ondo_text::{Detokenizer, Tokenizer};
 
 /// Prompt tokens evaluated per forward call.
@@ -44,7 +44,10 @@ impl GenStats {
 }
 
 /// Feeds `new_tokens` after what `kv` already holds, then generates up to `max_new` tokens,
-/// calling `emit` with each complete piece of UTF-8 text. Returns the generated ids.
+/// calling `emit` with each complete piece of UTF-8 text. Returns the generated ids. With
+/// `json`, only tokens that keep the reply one JSON object are drawn, and it ends when the
+/// object closes.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     model: &LlamaModel,
     tok: &Tokenizer,
@@ -52,6 +55,7 @@ pub fn generate(
     sampler: &mut Sampler,
     new_tokens: &[u32],
     max_new: usize,
+    mut json: Option<JsonSampling>,
     emit: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<(Vec<u32>, GenStats)> {
     let mut stats = GenStats {
@@ -76,7 +80,12 @@ pub fn generate(
     let mut out = Vec::new();
     stats.stop = StopReason::MaxTokens;
     for i in 0..max_new {
-        let id = sampler.sample(&mut logits);
+        let id = match &mut json {
+            None => sampler.sample(&mut logits),
+            Some(j) => j.sample(sampler, &mut logits).ok_or_else(|| {
+                anyhow::anyhow!("no token of the vocabulary can continue the JSON object")
+            })?,
+        };
         if tok.is_eog(id) {
             stats.stop = StopReason::EndOfGeneration;
             break;
@@ -86,6 +95,10 @@ pub fn generate(
         let text = detok.push(tok, id);
         if !text.is_empty() {
             emit(&text)?;
+        }
+        if json.as_ref().is_some_and(JsonSampling::is_complete) {
+            stats.stop = StopReason::EndOfGeneration;
+            break;
         }
         if i + 1 == max_new {
             break;

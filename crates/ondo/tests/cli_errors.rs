@@ -123,6 +123,7 @@ fn bad_arguments_fail_cleanly() {
         &["-t", "0", "info", "x"],
         &["serve", "--parallel", "0"],
         &["bench", "--parallel", "0"],
+        &["run", "-p", "x", "--format", "yaml"],
         &["bench", "--parallel", "300"],
         &["bench", "--parallel", "2", "--depth", "8"],
         &["serve", "--allow-origin", "https://app.example:443"],

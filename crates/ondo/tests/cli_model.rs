@@ -175,3 +175,23 @@ fn bench_decodes_sequences_together() {
         stdout(&out)
     );
 }
+
+#[test]
+fn run_format_json_prints_one_json_object() {
+    let Some(model) = model_path() else { return };
+    let ask = "Describe a cat named Tom, aged 3, as a JSON object.";
+    let m = model.to_str().unwrap();
+    let out = ondo_real(&[
+        "run", "-m", m, "--chat", "-p", ask, "--format", "json", "--temp", "0", "-n", "120",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        stderr(&out).contains("stop: EndOfGeneration"),
+        "{}",
+        stderr(&out)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    assert!(v.is_object() && v["name"] == "Tom", "{v}");
+}

@@ -4,9 +4,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
+use ondo_sample::JsonSampling;
 use ondo_text::ChatMessage;
 
-use super::{context_size, emit_stdout, sampler_from};
+use super::{context_size, emit_stdout, json_vocab, sampler_from};
 use crate::cli::ChatArgs;
 use crate::generate::generate;
 use crate::{load, store};
@@ -18,6 +19,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
     load::apply_loras(&mut l, &a.lora.lora)?;
     let ctx = context_size(&a.sample, l.model.config.context_length)?;
     let mut kv = l.model.new_cache(ctx)?;
+    let json = json_vocab(&a.sample, &l.tokenizer);
     let mut in_cache: Vec<u32> = Vec::new();
     let mut messages: Vec<ChatMessage> = Vec::new();
     if let Some(s) = &a.system {
@@ -76,6 +78,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             &mut sampler,
             &ids[common..],
             max_new,
+            json.clone().map(JsonSampling::new),
             &mut |t| {
                 reply.push_str(t);
                 emit_stdout(t)

@@ -12,10 +12,13 @@ mod serve;
 mod tokenize;
 mod upscale;
 
-use anyhow::Result;
-use ondo_sample::{Sampler, SamplerConfig};
+use std::sync::Arc;
 
-use crate::cli::{Cli, Command, SampleArgs};
+use anyhow::Result;
+use ondo_sample::{JsonVocab, Sampler, SamplerConfig};
+use ondo_text::Tokenizer;
+
+use crate::cli::{Cli, Command, OutputFormat, SampleArgs};
 use crate::store;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -85,4 +88,10 @@ pub fn emit_stdout(text: &str) -> Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// Under `--format json`: the vocabulary laid out for JSON mode (made once; each reply
+/// starts its own `JsonSampling` from it).
+pub fn json_vocab(a: &SampleArgs, tok: &Tokenizer) -> Option<Arc<JsonVocab>> {
+    (a.format == OutputFormat::Json).then(|| Arc::new(JsonVocab::new(tok.output_pieces())))
 }

@@ -3,7 +3,9 @@
 use anyhow::Result;
 use ondo_text::ChatMessage;
 
-use super::{context_size, emit_stdout, sampler_from};
+use ondo_sample::JsonSampling;
+
+use super::{context_size, emit_stdout, json_vocab, sampler_from};
 use crate::cli::RunArgs;
 use crate::generate::generate;
 use crate::{load, store};
@@ -33,6 +35,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let mut kv = l.model.new_cache(ctx)?;
     let max_new = a.sample.n_predict.min(ctx - ids.len());
+    let json = json_vocab(&a.sample, &l.tokenizer).map(JsonSampling::new);
     let (_, stats) = generate(
         &l.model,
         &l.tokenizer,
@@ -40,6 +43,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         &mut sampler,
         &ids,
         max_new,
+        json,
         &mut emit_stdout,
     )?;
     println!();
