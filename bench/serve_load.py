@@ -28,7 +28,9 @@ and PASS/FAIL against its bar; a table of all sections closes the run, and the e
                 clients: httpx and the lean `examples/sse_load`. Completions with counting
                 prompts ("1, 2, 3, 4,") so that the streams do not end early; tokens are
                 counted from usage. Bar: the median pair's aggregate / single >= 3.0 (lean
-                client when it is built).
+                client when it is built). Also printed, for the machine's state at the
+                time: the bare engine's figures (`ondo bench -p 32 -n 64 --parallel 1` and
+                `8`, no HTTP, run while the server idles).
   D  prefix     --parallel 2 -c 4096: a ~1,000-token conversation (system message starting
                 with a fresh nonce, several user/assistant turns of filler); time to the
                 first content chunk of its first request (cold) and of a second request
@@ -42,6 +44,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 
@@ -442,8 +445,11 @@ async def section_c(a, server):
                                for p in COUNT_PROMPTS))
         hx = await interleaved(lambda ps: run_httpx(client, ps))
         ln = await interleaved(run_lean) if lean else None
-    fig = {"httpx": figs(hx)}
+    bare = {n: bare_engine_tok_s(a, n) for n in (1, 8)}
+    fig = {"httpx": figs(hx), "bare_engine_tok_s": bare}
     line = text("httpx client", hx)
+    line += (f"; bare engine (ondo bench --parallel, no HTTP): 1 sequence {bare[1]:.1f} tok/s, "
+             f"8 sequences {bare[8]:.1f} ({bare[8] / bare[1]:.2f}x)")
     ratio = fig["httpx"]["median_ratio"]
     if lean:
         fig["lean"] = figs(ln)
@@ -454,6 +460,15 @@ async def section_c(a, server):
                  "ondo-server --example sse_load)")
     bar = "median pair ratio >= 3.0" + (" (lean client)" if lean else "")
     return ratio >= 3.0 and server.alive(), line, bar, fig
+
+
+def bare_engine_tok_s(a, n):
+    """Aggregate decode tok/s of n sequences in the bare batched pass (`ondo bench`)."""
+    cmd = ([a.ondo] + (["-t", str(a.threads)] if a.threads else [])
+           + ["bench", "-p", "32", "-n", "64", "-r", "3", "--parallel", str(n), "--json"]
+           + (["-m", a.model] if a.model else []))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["tg_tok_s"]
 
 
 def process_cpu():
