@@ -24,6 +24,12 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Bytes of K and V that a cache of `capacity` positions holds once full.
+    pub fn bytes_for(cfg: &LlamaConfig, capacity: usize) -> u128 {
+        let per_position = cfg.n_layers as u128 * cfg.kv_dim() as u128 * 2;
+        per_position * capacity as u128 * std::mem::size_of::<F16>() as u128
+    }
+
     pub fn new(cfg: &LlamaConfig, capacity: usize) -> Result<KvCache, ModelError> {
         let kv_dim = cfg.kv_dim();
         let n = cfg

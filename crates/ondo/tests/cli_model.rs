@@ -195,3 +195,58 @@ fn run_format_json_prints_one_json_object() {
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"));
     assert!(v.is_object() && v["name"] == "Tom", "{v}");
 }
+
+#[test]
+fn kv_caches_larger_than_the_memory_are_refused_up_front() {
+    let Some(model) = model_path() else { return };
+    // SmolLM2: 30 layers x 192 KV values x K and V x 2 bytes = 23,040 bytes a position.
+    let need = 256u64 * 8192 * 23_040;
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m
+                .lines()
+                .find(|l| l.starts_with("MemAvailable:"))?
+                .to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024);
+    if available.is_none_or(|a| a >= need) {
+        eprintln!("skipped: this machine has room for {need} bytes of KV cache");
+        return;
+    }
+    let m = model.to_str().unwrap();
+    let cases: [&[&str]; 2] = [
+        &[
+            "serve",
+            "-m",
+            m,
+            "--parallel",
+            "256",
+            "-c",
+            "8192",
+            "--port",
+            "0",
+        ],
+        &[
+            "bench",
+            "-m",
+            m,
+            "--parallel",
+            "256",
+            "-p",
+            "4000",
+            "-n",
+            "4000",
+        ],
+    ];
+    for args in cases {
+        let out = ondo_real(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("GB of memory available") && err.contains("lower --parallel"),
+            "{args:?}: {err}"
+        );
+    }
+}

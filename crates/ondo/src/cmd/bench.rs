@@ -41,6 +41,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
     let first = usize::from(a.no_warmup);
     let seqs = a.parallel.map_or(1, usize::from);
+    let lower = "lower --parallel, --depth, -p or -n";
+    super::check_kv_memory(c, seqs, needed.max(1), lower)?;
     if a.parallel.is_some() {
         l.model.numerics = ondo_model::Numerics::BlockSums;
     }

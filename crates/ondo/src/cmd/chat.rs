@@ -17,7 +17,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
     let path = store::resolve_model(a.model.model.as_deref())?;
     let mut l = load::load(&path)?;
     load::apply_loras(&mut l, &a.lora.lora)?;
-    let ctx = context_size(&a.sample, l.model.config.context_length)?;
+    let ctx = context_size(&a.sample, &l.model.config)?;
     let mut kv = l.model.new_cache(ctx)?;
     let json = json_vocab(&a.sample, &l.tokenizer);
     let mut in_cache: Vec<u32> = Vec::new();

@@ -15,6 +15,7 @@ mod upscale;
 use std::sync::Arc;
 
 use anyhow::Result;
+use ondo_model::{KvCache, LlamaConfig};
 use ondo_sample::{JsonVocab, Sampler, SamplerConfig};
 use ondo_text::Tokenizer;
 
@@ -70,15 +71,46 @@ pub fn sampler_from(a: &SampleArgs) -> Result<Sampler> {
     Sampler::new(cfg).map_err(|e| anyhow::anyhow!("invalid sampling setting: {e}"))
 }
 
-/// Context size: the flag, else 4096, never above what the model was trained for.
-pub fn context_size(a: &SampleArgs, model_ctx: usize) -> Result<usize> {
+/// Context size: the flag, else 4096, never above what the model was trained for, and a
+/// cache of it must fit in the memory available.
+pub fn context_size(a: &SampleArgs, cfg: &LlamaConfig) -> Result<usize> {
+    let model_ctx = cfg.context_length;
     let ctx = a.ctx.unwrap_or(4096.min(model_ctx));
     if ctx < 8 || ctx > model_ctx.max(8) {
         anyhow::bail!(
             "--ctx must be between 8 and the model's context length {model_ctx}, got {ctx}"
         );
     }
+    check_kv_memory(cfg, 1, ctx, "lower --ctx")?;
     Ok(ctx)
+}
+
+/// Refuses KV caches that would not fit in the memory available now (Linux's MemAvailable):
+/// they are filled as sequences grow, until the kernel would kill the process. `lower` says
+/// which flags to lower.
+pub fn check_kv_memory(cfg: &LlamaConfig, caches: usize, ctx: usize, lower: &str) -> Result<()> {
+    let need = KvCache::bytes_for(cfg, ctx) * caches as u128;
+    let Some(available) = mem_available_bytes() else {
+        return Ok(());
+    };
+    if need > u128::from(available) {
+        let gb = |b: u128| b as f64 / 1e9;
+        anyhow::bail!(
+            "{caches} KV cache(s) of {ctx} positions need {:.1} GB, more than the {:.1} GB of \
+             memory available: {lower}",
+            gb(need),
+            gb(u128::from(available))
+        );
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo (None where there is none).
+fn mem_available_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
 }
 
 /// Writes a piece of generated text to stdout at once.

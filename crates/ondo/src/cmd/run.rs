@@ -26,7 +26,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         l.tokenizer.encode(&a.prompt, true)
     };
-    let ctx = context_size(&a.sample, l.model.config.context_length)?;
+    let ctx = context_size(&a.sample, &l.model.config)?;
     if ids.len() >= ctx {
         anyhow::bail!(
             "the prompt has {} tokens, more than the context of {ctx} (raise --ctx)",

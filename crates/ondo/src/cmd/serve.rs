@@ -31,6 +31,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if ctx < 8 || ctx > model_ctx.max(8) {
         bail!("--ctx must be between 8 and the model's context length {model_ctx}, got {ctx}");
     }
+    let lower = "lower --parallel or --ctx";
+    super::check_kv_memory(&l.model.config, a.parallel, ctx, lower)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
