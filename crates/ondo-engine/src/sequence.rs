@@ -91,11 +91,9 @@ impl Sequence {
         let id = match &mut self.json {
             None => self.sampler.sample(logits),
             Some(json) => match json.sample(&mut self.sampler, logits) {
-                Some(id) => id,
-                None => {
-                    self.emit(Event::Error(
-                        "no token of the vocabulary can continue the JSON object".into(),
-                    ));
+                Ok(id) => id,
+                Err(e) => {
+                    self.emit(Event::Error(e.to_string()));
                     return After::Finished;
                 }
             },

@@ -426,9 +426,12 @@ impl JsonSampling {
         self.state.is_complete()
     }
 
-    /// Draws a token that fits and advances past it; None when no token of the vocabulary
-    /// can continue the object.
-    pub fn sample(&mut self, sampler: &mut crate::Sampler, logits: &mut [f32]) -> Option<u32> {
+    /// Draws a token that fits and advances past it.
+    pub fn sample(
+        &mut self,
+        sampler: &mut crate::Sampler,
+        logits: &mut [f32],
+    ) -> Result<u32, NoFittingToken> {
         let (vocab, state) = (&self.vocab, &self.state);
         self.unchanged.clear();
         self.unchanged.extend_from_slice(logits);
@@ -446,10 +449,15 @@ impl JsonSampling {
                 }
             }
         }
-        self.state = vocab.after(state, picked)?;
-        Some(picked)
+        self.state = vocab.after(state, picked).ok_or(NoFittingToken)?;
+        Ok(picked)
     }
 }
+
+/// No token of the vocabulary can continue the JSON object.
+#[derive(Debug, thiserror::Error)]
+#[error("no token of the vocabulary can continue the JSON object")]
+pub struct NoFittingToken;
 
 fn number_byte(n: Number, b: u8) -> Option<Number> {
     use Number::*;

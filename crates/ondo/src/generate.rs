@@ -82,9 +82,7 @@ pub fn generate(
     for i in 0..max_new {
         let id = match &mut json {
             None => sampler.sample(&mut logits),
-            Some(j) => j.sample(sampler, &mut logits).ok_or_else(|| {
-                anyhow::anyhow!("no token of the vocabulary can continue the JSON object")
-            })?,
+            Some(j) => j.sample(sampler, &mut logits)?,
         };
         if tok.is_eog(id) {
             stats.stop = StopReason::EndOfGeneration;
