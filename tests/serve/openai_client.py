@@ -484,6 +484,51 @@ def main():
 
         checks.run("8b response_format json_object", json_mode)
 
+        # 8c ---------------------------------------------------------------------------------
+        def structured_outputs():
+            # The client's own structured-outputs helper: a pydantic model becomes a strict
+            # json_schema, and the reply is parsed back into the model.
+            from typing import Literal, Optional
+
+            import pydantic
+            from openai.lib._parsing._completions import type_to_response_format_param
+
+            class Cat(pydantic.BaseModel):
+                name: str
+                age: int
+                indoor: bool
+                color: Optional[Literal["black", "white", "orange", "grey"]]
+
+            ask = [{"role": "user",
+                    "content": "Describe a cat named Tom, aged 3, who lives indoors, as JSON."}]
+            r = client.chat.completions.parse(model=model, messages=ask, temperature=0,
+                                              max_tokens=100, response_format=Cat)
+            c = r.choices[0]
+            expect(c.finish_reason == "stop",
+                   f"structured: finish_reason {c.finish_reason!r}: {c.message.content!r}")
+            cat = c.message.parsed
+            expect(isinstance(cat, Cat), f"structured: parsed {cat!r}")
+            expect(cat.name == "Tom" and cat.age == 3,
+                   f"structured: greedy reply changed: {c.message.content!r}")
+            fmt = type_to_response_format_param(Cat)
+            s = collect_chat_stream(chat(messages=ask, temperature=0, max_tokens=100,
+                                         response_format=fmt, stream=True))
+            expect(s["content"] == c.message.content,
+                   f"structured streamed {s['content']!r}, non-streamed {c.message.content!r}")
+            # A keyword the server cannot enforce is refused, naming it.
+            bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+                "type": "object", "properties": {"at": {"type": "string", "format": "date-time"}}}}}
+            try:
+                chat(messages=ask, max_tokens=4, response_format=bad)
+            except openai.BadRequestError as e:
+                expect("format" in str(e.body), f"structured: 400 without the keyword: {e.body!r}")
+            else:
+                raise Failed("structured: an unsupported schema keyword was accepted")
+            return f"{cat!r}"
+
+        checks.run("8c response_format json_schema (client.chat.completions.parse)",
+                   structured_outputs)
+
         # 9 ----------------------------------------------------------------------------------
         def expect_error(label, exc_type, status, fn, want_in=None, want_type=None):
             try:
@@ -537,10 +582,11 @@ def main():
                  "context", "invalid_request_error"),
                 ("max_tokens=0", openai.BadRequestError, 400,
                  lambda: chat(max_tokens=0), None, "invalid_request_error"),
-                ("response_format json_schema", openai.BadRequestError, 400,
+                ("json_schema whose top level is not an object", openai.BadRequestError, 400,
                  lambda: chat(max_tokens=4, response_format={
-                     "type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
-                 "json_schema", "invalid_request_error"),
+                     "type": "json_schema",
+                     "json_schema": {"name": "x", "schema": {"type": "string"}}}),
+                 "top level", "invalid_request_error"),
             ]
             notes, fails = [], []
             for label, exc, status, fn, want_in, want_type in cases:

@@ -99,7 +99,7 @@ fn main() {
                 logit_bias: vec![(2, -100.0), (0, -100.0)],
                 logprobs: None,
                 adapter: None,
-                json_object: false,
+                json: None,
             },
             sink: Box::new(Sink(tx.clone())),
         })

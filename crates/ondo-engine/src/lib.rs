@@ -67,9 +67,10 @@ pub struct GenParams {
     pub logprobs: Option<usize>,
     /// The selectable LoRA adapter this request uses (`ondo_model::lora`), if any.
     pub adapter: Option<u32>,
-    /// Only tokens that keep the output a prefix of one JSON object may be sampled, and
-    /// generation stops when the object closes (`response_format: {"type": "json_object"}`).
-    pub json_object: bool,
+    /// Only tokens that keep the output a prefix of one JSON object (or of a value valid
+    /// under a schema) may be sampled, and generation stops when it closes
+    /// (`response_format` `json_object` / `json_schema`).
+    pub json: Option<ondo_sample::JsonFormat>,
 }
 
 /// One request: the prompt's token ids and where the results go.

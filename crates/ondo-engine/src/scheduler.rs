@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use ondo_model::{KvCache, LlamaModel, Logits, ModelError, SeqInput};
-use ondo_sample::{JsonVocab, Sampler};
+use ondo_sample::{JsonSampling, JsonVocab, Sampler};
 use ondo_text::Tokenizer;
 
 use crate::sequence::{After, Sequence};
@@ -190,7 +190,11 @@ impl Scheduler {
                 sampler.accept(t);
             }
             s.busy = true;
-            let json = req.params.json_object.then(|| self.json_vocab());
+            let json = req
+                .params
+                .json
+                .clone()
+                .map(|f| JsonSampling::for_format(self.json_vocab(), &f));
             let seq = Sequence::new(
                 req.sink, slot, req.params, sampler, &prompt, cached, w.at, json,
             );

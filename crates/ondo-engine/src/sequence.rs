@@ -1,10 +1,9 @@
 //! One active request: its sampler, detokenizer and stop matcher, and what happens to each
 //! logits row it gets (bias → logprobs → penalties and sampling → end checks → text).
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use ondo_sample::{JsonSampling, JsonVocab, Sampler};
+use ondo_sample::{JsonSampling, Sampler};
 use ondo_text::{Detokenizer, Tokenizer};
 
 use crate::{Event, EventSink, FinishReason, GenParams, StopMatcher, TokenInfo, TokenLogprob};
@@ -16,7 +15,7 @@ pub(crate) struct Sequence {
     sampler: Sampler,
     detok: Detokenizer,
     stop: StopMatcher,
-    /// Under `GenParams::json_object`: the draw that keeps the output one JSON object.
+    /// Under `GenParams::json`: the draw that keeps the output one JSON value.
     json: Option<JsonSampling>,
     pub prompt_len: usize,
     /// Tokens to evaluate next: the rest of the prompt, then each sampled token.
@@ -46,13 +45,13 @@ impl Sequence {
         prompt: &[u32],
         cached: usize,
         submitted_at: Instant,
-        json: Option<Arc<JsonVocab>>,
+        json: Option<JsonSampling>,
     ) -> Sequence {
         Sequence {
             sink,
             slot,
             stop: StopMatcher::new(&params.stop),
-            json: json.map(JsonSampling::new),
+            json,
             params,
             sampler,
             detok: Detokenizer::new(true),

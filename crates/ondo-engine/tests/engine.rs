@@ -99,7 +99,7 @@ fn params(max_tokens: usize, temperature: f32, seed: u64) -> GenParams {
         logit_bias: Vec::new(),
         logprobs: None,
         adapter: None,
-        json_object: false,
+        json: None,
     }
 }
 
@@ -308,7 +308,7 @@ fn json_object_mode_gives_json_objects() {
     for text in prompts {
         for (temperature, seed) in [(0.0, 0), (0.9, 1), (1.5, 2)] {
             let mut p = params(120, temperature, seed);
-            p.json_object = true;
+            p.json = Some(ondo_sample::JsonFormat::Object);
             let out = run_one(&s, prompt(&s, text), p);
             let what = format!("{text:?} at temperature {temperature}: {:?}", out.text);
             // Always a prefix of an object; whole when the model ended it.
@@ -332,7 +332,7 @@ fn json_object_mode_gives_json_objects() {
     let eos = s.tok.eos_id().expect("an EOS token");
     for (temperature, seed) in [(0.0, 0), (1.0, 4)] {
         let mut p = params(40, temperature, seed);
-        p.json_object = true;
+        p.json = Some(ondo_sample::JsonFormat::Object);
         p.logit_bias = vec![(eos, 100.0)];
         let out = run_one(&s, prompt(&s, prompts[1]), p);
         let state = ondo_sample::JsonObjectState::new().after(out.text.as_bytes());
@@ -341,7 +341,7 @@ fn json_object_mode_gives_json_objects() {
     }
     // Greedy, the cat prompt closes its object within 120 tokens (53 when written).
     let mut p = params(120, 0.0, 0);
-    p.json_object = true;
+    p.json = Some(ondo_sample::JsonFormat::Object);
     let out = run_one(&s, prompt(&s, prompts[0]), p);
     assert_eq!(out.finish, Some(FinishReason::Stop), "{:?}", out.text);
     assert!(out.text.contains("\"Tom\""), "{:?}", out.text);
@@ -370,4 +370,70 @@ fn invalid_requests_are_refused_at_submit() {
     bad.sampler.temperature = f32::NAN;
     assert!(s.engine.submit(vec![request(vec![1], bad).0]).is_err());
     assert_eq!(s.engine.metrics().queue_depth.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn json_schema_mode_gives_values_valid_under_the_schema() {
+    let s = setup(EngineConfig::default());
+    if !s.real {
+        eprintln!("skipped: needs the default model's tokenizer");
+        return;
+    }
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "indoor": {"type": "boolean"},
+            "color": {"anyOf": [{"enum": ["black", "white", "orange"]}, {"type": "null"}]},
+            "toys": {"type": "array", "items": {"type": "string"}, "maxItems": 3}
+        },
+        "required": ["name", "age", "indoor"],
+        "additionalProperties": false
+    });
+    let compiled = Arc::new(ondo_sample::JsonSchema::compile(&schema).expect("compiles"));
+    let format = ondo_sample::JsonFormat::Schema(compiled.clone());
+    let valid = |text: &str| -> Option<ondo_sample::SchemaState> {
+        ondo_sample::SchemaState::new().after(&compiled, text.as_bytes())
+    };
+    let mut stops = 0;
+    let prompts = [
+        "A JSON object describing a cat named Tom, aged 3, who lives indoors:\n",
+        "Output:",
+    ];
+    for text in prompts {
+        for (temperature, seed) in [(0.0, 0), (0.9, 1), (1.5, 2)] {
+            let mut p = params(100, temperature, seed);
+            p.json = Some(format.clone());
+            let out = run_one(&s, prompt(&s, text), p);
+            let what = format!("{text:?} at temperature {temperature}: {:?}", out.text);
+            let state = valid(&out.text).unwrap_or_else(|| panic!("not a valid prefix: {what}"));
+            if out.finish == Some(FinishReason::Stop) {
+                stops += 1;
+                assert!(state.is_complete(), "stopped mid-value: {what}");
+                let v: serde_json::Value =
+                    serde_json::from_str(&out.text).unwrap_or_else(|e| panic!("{e}: {what}"));
+                for key in ["name", "age", "indoor"] {
+                    assert!(v.get(key).is_some(), "{key} missing: {what}");
+                }
+                assert!(v["age"].is_i64() && v["indoor"].is_boolean(), "{what}");
+                assert!(v.as_object().unwrap().len() <= 5, "{what}");
+            } else {
+                assert_eq!(out.finish, Some(FinishReason::Length), "{what}");
+            }
+        }
+    }
+    assert!(stops >= 1, "no value was finished");
+    // Every token from the masked draw (end of generation pushed to the top) still fits.
+    let eos = s.tok.eos_id().expect("an EOS token");
+    let mut p = params(40, 1.0, 4);
+    p.json = Some(format.clone());
+    p.logit_bias = vec![(eos, 100.0)];
+    let out = run_one(&s, prompt(&s, prompts[1]), p);
+    assert!(
+        valid(&out.text).is_some(),
+        "not a valid prefix: {:?}",
+        out.text
+    );
+    assert!(out.completion_tokens > 0, "{out:?}");
 }

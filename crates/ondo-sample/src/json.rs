@@ -9,7 +9,11 @@
 //! [`MAX_DEPTH`] nested containers and [`MAX_WHITESPACE`] whitespace bytes in a row.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
+
+use crate::schema::JsonSchema;
+use crate::schema_state::SchemaState;
 
 /// Nested objects and arrays at most (the stack is a 64-bit set).
 pub const MAX_DEPTH: u8 = 64;
@@ -62,7 +66,7 @@ enum Mode {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Escape {
+pub(crate) enum Escape {
     None,
     /// After a backslash.
     Backslash,
@@ -72,7 +76,7 @@ enum Escape {
 
 /// The states of RFC 8259's number grammar, named by what was read last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Number {
+pub(crate) enum Number {
     Minus,
     Zero,
     Int,
@@ -222,50 +226,25 @@ impl JsonObjectState {
     }
 
     fn string_byte(&mut self, key: bool, escape: Escape, continuation: u8, b: u8) -> bool {
-        let (escape, continuation) = if continuation > 0 {
-            if !(0x80..=0xBF).contains(&b) {
-                return false;
-            }
-            (escape, continuation - 1)
-        } else {
-            match (escape, b) {
-                (Escape::Backslash, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                    (Escape::None, 0)
+        match string_step(escape, continuation, b) {
+            StrStep::Reject => false,
+            StrStep::End => {
+                if key {
+                    self.mode = Mode::Colon;
+                } else {
+                    self.value_done();
                 }
-                (Escape::Backslash, b'u') => (Escape::Hex(4), 0),
-                (Escape::Backslash, _) => return false,
-                (Escape::Hex(n), _) if b.is_ascii_hexdigit() => (
-                    if n > 1 {
-                        Escape::Hex(n - 1)
-                    } else {
-                        Escape::None
-                    },
-                    0,
-                ),
-                (Escape::Hex(_), _) => return false,
-                (Escape::None, b'"') => {
-                    if key {
-                        self.mode = Mode::Colon;
-                    } else {
-                        self.value_done();
-                    }
-                    return true;
-                }
-                (Escape::None, b'\\') => (Escape::Backslash, 0),
-                (Escape::None, 0x00..=0x1F) => return false,
-                (Escape::None, 0x20..=0x7F) => (Escape::None, 0),
-                (Escape::None, 0xC2..=0xDF) => (Escape::None, 1),
-                (Escape::None, 0xE0..=0xEF) => (Escape::None, 2),
-                (Escape::None, 0xF0..=0xF4) => (Escape::None, 3),
-                (Escape::None, _) => return false,
+                true
             }
-        };
-        self.mode = Mode::Str {
-            key,
-            escape,
-            continuation,
-        };
-        true
+            StrStep::Go(escape, continuation) => {
+                self.mode = Mode::Str {
+                    key,
+                    escape,
+                    continuation,
+                };
+                true
+            }
+        }
     }
 
     fn in_object(&self) -> bool {
@@ -340,37 +319,23 @@ impl JsonVocab {
         }
     }
 
-    fn piece(&self, id: usize) -> &[u8] {
+    /// Token `id`'s text, if it may be sampled in JSON mode.
+    fn piece(&self, id: u32) -> Option<&[u8]> {
+        let id = id as usize;
+        let end = *self.ends.get(id)?;
         let start = if id == 0 { 0 } else { self.ends[id - 1] };
-        &self.bytes[start..self.ends[id]]
+        Some(&self.bytes[start..end]).filter(|p| !p.is_empty())
     }
 
     /// The state after token `id`, if its text can continue the object from `state`.
     pub fn after(&self, state: &JsonObjectState, id: u32) -> Option<JsonObjectState> {
-        let id = id as usize;
-        if id >= self.ends.len() {
-            return None;
-        }
-        let piece = self.piece(id);
-        if piece.is_empty() {
-            return None;
-        }
-        state.after(piece)
+        state.after(self.piece(id)?)
     }
 
     /// Sets to -inf the logits of the tokens that cannot continue the object from `state`
     /// (and of any beyond the vocabulary); returns how many are left.
     pub fn mask(&self, state: &JsonObjectState, logits: &mut [f32]) -> usize {
-        let bits = self.fitting(state);
-        let mut left = 0;
-        for (id, l) in logits.iter_mut().enumerate() {
-            if bits.get(id / 64).is_some_and(|w| w >> (id % 64) & 1 == 1) {
-                left += 1;
-            } else {
-                *l = f32::NEG_INFINITY;
-            }
-        }
-        left
+        apply_mask(&self.fitting(state), logits)
     }
 
     /// Bit `id` set: token `id` can continue the object from `state`.
@@ -379,51 +344,158 @@ impl JsonVocab {
         if let Some(bits) = lock().get(state) {
             return bits.clone();
         }
+        let bits = self.fitting_bits(state.in_plain_string(), |p| state.after(p).is_some());
+        remember(&mut lock(), *state, bits.clone());
+        bits
+    }
+
+    /// Bit `id` set: token `id`'s text `fits`. `in_text`: inside a string, where plain text
+    /// fits without being read.
+    fn fitting_bits(&self, in_text: bool, fits: impl Fn(&[u8]) -> bool) -> Arc<[u64]> {
         let mut first = [false; 256];
         for (b, ok) in first.iter_mut().enumerate() {
-            *ok = state.after(&[b as u8]).is_some();
+            *ok = fits(&[b as u8]);
         }
-        let in_text = state.in_plain_string();
         let mut bits = vec![0u64; self.ends.len().div_ceil(64)];
         for id in 0..self.ends.len() {
-            let piece = self.piece(id);
-            let fits = !piece.is_empty()
-                && first[piece[0] as usize]
-                && ((in_text && self.plain[id]) || state.after(piece).is_some());
-            bits[id / 64] |= u64::from(fits) << (id % 64);
+            let ok = self.piece(id as u32).is_some_and(|piece| {
+                first[piece[0] as usize] && ((in_text && self.plain[id]) || fits(piece))
+            });
+            bits[id / 64] |= u64::from(ok) << (id % 64);
         }
-        let bits: Arc<[u64]> = bits.into();
-        let mut cache = lock();
-        if cache.len() >= MAX_CACHED_STATES {
-            cache.clear();
-        }
-        cache.insert(*state, bits.clone());
-        bits
+        bits.into()
     }
 }
 
-/// JSON mode's draw for one output: the sampler's pick when its text fits the object so far,
+/// Keeps `bits` for `state`, forgetting everything once [`MAX_CACHED_STATES`] are kept.
+fn remember<S: Eq + Hash>(cache: &mut HashMap<S, Arc<[u64]>>, state: S, bits: Arc<[u64]>) {
+    if cache.len() >= MAX_CACHED_STATES {
+        cache.clear();
+    }
+    cache.insert(state, bits);
+}
+
+/// Sets to -inf the logits whose bit is clear; returns how many are left.
+fn apply_mask(bits: &[u64], logits: &mut [f32]) -> usize {
+    let mut left = 0;
+    for (id, l) in logits.iter_mut().enumerate() {
+        if bits.get(id / 64).is_some_and(|w| w >> (id % 64) & 1 == 1) {
+            left += 1;
+        } else {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+    left
+}
+
+/// What a constrained output must be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsonFormat {
+    /// Any JSON object (`response_format: {"type": "json_object"}`).
+    Object,
+    /// A value valid under this schema (`response_format: {"type": "json_schema"}`).
+    Schema(Arc<JsonSchema>),
+}
+
+/// What the output must be: any JSON object, or a value valid under a schema.
+// One per request, updated in place: the schema state's size (a fixed stack) costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Object(JsonObjectState),
+    Schema {
+        schema: Arc<JsonSchema>,
+        state: SchemaState,
+        /// Fitting tokens per state met (the vocabulary's cache holds object mode's only:
+        /// these states mean something under this schema alone).
+        masks: HashMap<SchemaState, Arc<[u64]>>,
+    },
+}
+
+/// JSON mode's draw for one output: the sampler's pick when its text fits the value so far,
 /// else a new draw with every token that does not fit masked out (llama.cpp's grammar
 /// sampling does the same).
 pub struct JsonSampling {
-    state: JsonObjectState,
+    target: Target,
     vocab: Arc<JsonVocab>,
     /// The logits row as it came, kept between tokens.
     unchanged: Vec<f32>,
 }
 
 impl JsonSampling {
+    /// Any JSON object (`response_format: {"type": "json_object"}`).
     pub fn new(vocab: Arc<JsonVocab>) -> Self {
         JsonSampling {
-            state: JsonObjectState::new(),
+            target: Target::Object(JsonObjectState::new()),
             vocab,
             unchanged: Vec::new(),
         }
     }
 
-    /// The object is closed: generation should end.
+    /// A value valid under `schema` (`response_format: {"type": "json_schema"}`).
+    pub fn with_schema(vocab: Arc<JsonVocab>, schema: Arc<JsonSchema>) -> Self {
+        JsonSampling {
+            target: Target::Schema {
+                schema,
+                state: SchemaState::new(),
+                masks: HashMap::new(),
+            },
+            vocab,
+            unchanged: Vec::new(),
+        }
+    }
+
+    /// The draw for `format`.
+    pub fn for_format(vocab: Arc<JsonVocab>, format: &JsonFormat) -> Self {
+        match format {
+            JsonFormat::Object => Self::new(vocab),
+            JsonFormat::Schema(s) => Self::with_schema(vocab, s.clone()),
+        }
+    }
+
+    /// The value is complete: generation should end.
     pub fn is_complete(&self) -> bool {
-        self.state.is_complete()
+        match &self.target {
+            Target::Object(s) => s.is_complete(),
+            Target::Schema { state, .. } => state.is_complete(),
+        }
+    }
+
+    /// Token `id` can come next; with `advance`, the state moves past it.
+    fn take(&mut self, id: u32, advance: bool) -> bool {
+        let Some(piece) = self.vocab.piece(id) else {
+            return false;
+        };
+        match &mut self.target {
+            Target::Object(s) => step(s, advance, |s| s.after(piece)),
+            Target::Schema { schema, state, .. } => {
+                step(state, advance, |s| s.after(schema, piece))
+            }
+        }
+    }
+
+    /// Masks every token that cannot come next; returns how many are left.
+    fn mask(&mut self, logits: &mut [f32]) -> usize {
+        let vocab = &self.vocab;
+        match &mut self.target {
+            Target::Object(s) => vocab.mask(s, logits),
+            Target::Schema {
+                schema,
+                state,
+                masks,
+            } => {
+                let bits = match masks.get(state) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let st = *state;
+                        let bits = vocab
+                            .fitting_bits(st.in_plain_string(), |p| st.after(schema, p).is_some());
+                        remember(masks, st, bits.clone());
+                        bits
+                    }
+                };
+                apply_mask(&bits, logits)
+            }
+        }
     }
 
     /// Draws a token that fits and advances past it.
@@ -432,25 +504,38 @@ impl JsonSampling {
         sampler: &mut crate::Sampler,
         logits: &mut [f32],
     ) -> Result<u32, NoFittingToken> {
-        let (vocab, state) = (&self.vocab, &self.state);
         self.unchanged.clear();
         self.unchanged.extend_from_slice(logits);
         let mut picked = sampler.sample(logits);
-        if vocab.after(state, picked).is_none() {
+        if !self.take(picked, false) {
             logits.copy_from_slice(&self.unchanged);
-            if vocab.mask(state, logits) > 0 {
+            if self.mask(logits) > 0 {
                 // Kept for the fallback below: the draw may apply penalties to `logits`.
                 self.unchanged.copy_from_slice(logits);
                 picked = sampler.sample(logits);
-                if vocab.after(state, picked).is_none() {
+                if !self.take(picked, false) {
                     // The draw's own fallback can land on a masked token (rounding in its
                     // cumulative sum): take the most likely token that fits.
                     picked = crate::argmax(&self.unchanged);
                 }
             }
         }
-        self.state = vocab.after(state, picked).ok_or(NoFittingToken)?;
-        Ok(picked)
+        self.take(picked, true)
+            .then_some(picked)
+            .ok_or(NoFittingToken)
+    }
+}
+
+/// Whether `next` accepts from `s`; with `advance`, `s` becomes the state it returns.
+fn step<S: Copy>(s: &mut S, advance: bool, next: impl Fn(&S) -> Option<S>) -> bool {
+    match next(s) {
+        Some(n) => {
+            if advance {
+                *s = n;
+            }
+            true
+        }
+        None => false,
     }
 }
 
@@ -459,7 +544,65 @@ impl JsonSampling {
 #[error("no token of the vocabulary can continue the JSON object")]
 pub struct NoFittingToken;
 
-fn number_byte(n: Number, b: u8) -> Option<Number> {
+/// What one byte does inside a string.
+pub(crate) enum StrStep {
+    Reject,
+    /// The closing quote.
+    End,
+    /// Still inside, with this escape and UTF-8 continuation state.
+    Go(Escape, u8),
+}
+
+/// One byte of a string's contents (after the opening quote): RFC 8259's escapes, no control
+/// bytes, well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points past
+/// U+10FFFF). `continuation`: UTF-8 bytes still expected, in its low 2 bits; its high bits say
+/// that the next one has a narrower range (after the lead bytes E0, ED, F0 and F4).
+pub(crate) fn string_step(escape: Escape, continuation: u8, b: u8) -> StrStep {
+    if continuation > 0 {
+        let (lo, hi) = match continuation >> 4 {
+            1 => (0xA0, 0xBF),
+            2 => (0x80, 0x9F),
+            3 => (0x90, 0xBF),
+            4 => (0x80, 0x8F),
+            _ => (0x80, 0xBF),
+        };
+        return if (lo..=hi).contains(&b) {
+            StrStep::Go(escape, (continuation & 3) - 1)
+        } else {
+            StrStep::Reject
+        };
+    }
+    let escape = match (escape, b) {
+        (Escape::Backslash, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Escape::None,
+        (Escape::Backslash, b'u') => Escape::Hex(4),
+        (Escape::Backslash, _) => return StrStep::Reject,
+        (Escape::Hex(n), _) if b.is_ascii_hexdigit() => {
+            if n > 1 {
+                Escape::Hex(n - 1)
+            } else {
+                Escape::None
+            }
+        }
+        (Escape::Hex(_), _) => return StrStep::Reject,
+        (Escape::None, b'"') => return StrStep::End,
+        (Escape::None, b'\\') => Escape::Backslash,
+        (Escape::None, 0x00..=0x1F) => return StrStep::Reject,
+        (Escape::None, 0x20..=0x7F) => Escape::None,
+        (Escape::None, 0xC2..=0xDF) => return StrStep::Go(Escape::None, 1),
+        (Escape::None, 0xE0) => return StrStep::Go(Escape::None, 0x12),
+        (Escape::None, 0xED) => return StrStep::Go(Escape::None, 0x22),
+        (Escape::None, 0xE1..=0xEF) => return StrStep::Go(Escape::None, 2),
+        (Escape::None, 0xF0) => return StrStep::Go(Escape::None, 0x33),
+        (Escape::None, 0xF4) => return StrStep::Go(Escape::None, 0x43),
+        (Escape::None, 0xF1..=0xF3) => return StrStep::Go(Escape::None, 3),
+        (Escape::None, _) => return StrStep::Reject,
+    };
+    StrStep::Go(escape, 0)
+}
+
+/// One byte of a number, RFC 8259's grammar: the state after it, or `None` if the number
+/// cannot take it (it may have ended before `b`).
+pub(crate) fn number_byte(n: Number, b: u8) -> Option<Number> {
     use Number::*;
     let digit = b.is_ascii_digit();
     Some(match (n, b) {
@@ -476,175 +619,5 @@ fn number_byte(n: Number, b: u8) -> Option<Number> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accepts(text: &str) -> Option<JsonObjectState> {
-        JsonObjectState::new().after(text.as_bytes())
-    }
-
-    #[test]
-    fn valid_objects_are_accepted_whole_and_byte_by_byte() {
-        let docs = [
-            "{}",
-            " {\n  \"a\": 1, \"b\": [true, false, null, -0.5e+3, 0, 12.25E-2, \"x\"]\n}",
-            r#"{"nested": {"deep": [[], {}, [{"k": "v"}]]}, "esc": "q\"\\\/\b\f\n\r\t\u00e9"}"#,
-            "{\"utf8\": \"caf\u{e9} \u{1F600} \u{4e2d}\"}",
-            "{\"n\": -12}  \n",
-        ];
-        for doc in docs {
-            let s = accepts(doc).unwrap_or_else(|| panic!("refused {doc:?}"));
-            assert!(s.is_complete(), "{doc:?} not complete");
-            serde_json::from_str::<serde_json::Value>(doc).expect("the test's JSON is valid");
-            // every prefix is accepted and none but the whole is complete
-            let mut st = JsonObjectState::new();
-            let end = doc.trim_end().len();
-            for (i, &b) in doc.as_bytes().iter().enumerate() {
-                assert!(st.feed(b), "{doc:?} refused at byte {i}");
-                assert_eq!(st.is_complete(), i + 1 >= end, "{doc:?} at byte {i}");
-            }
-        }
-    }
-
-    #[test]
-    fn invalid_text_is_refused_at_the_first_wrong_byte() {
-        // (text, bytes accepted before the refusal)
-        let cases: &[(&[u8], usize)] = &[
-            (b"[1]", 0),
-            (b"\"s\"", 0),
-            (b"{a", 1),
-            (b"{\"a\" 1", 5),
-            (b"{\"a\":}", 5),
-            (b"{\"a\":1,}", 7),
-            (b"{\"a\":1]", 6),
-            (b"{\"a\":[1}", 7),
-            (b"{\"a\":01}", 6),
-            (b"{\"a\":-}", 6),
-            (b"{\"a\":1.}", 7),
-            (b"{\"a\":1e}", 7),
-            (b"{\"a\":tru}", 8),
-            (b"{\"a\":nul1}", 8),
-            (b"{\"a\":\"\\x\"}", 7),
-            (b"{\"a\":\"\\u12g4\"}", 10),
-            (b"{\"a\":\"\n\"}", 6),
-            (b"{\"a\":\"\xff\"}", 6),
-            (b"{\"a\":\"\xc3(\"}", 7),
-            (b"{}x", 2),
-            (b"{},", 2),
-            (b"{}{}", 2),
-        ];
-        for &(text, good) in cases {
-            let mut st = JsonObjectState::new();
-            let n = text.iter().take_while(|&&b| st.feed(b)).count();
-            assert_eq!(n, good, "{:?}", String::from_utf8_lossy(text));
-            assert!(JsonObjectState::new().after(text).is_none());
-        }
-    }
-
-    #[test]
-    fn the_vocabulary_mask_agrees_with_reading_every_token() {
-        let pieces: Vec<&[u8]> = vec![
-            b"",
-            b"{",
-            b"}",
-            b"{\"",
-            b"\"",
-            b"\":",
-            b"\": ",
-            b"name",
-            b" cat",
-            b"\\",
-            b"\\n",
-            b"\\u00",
-            b"e9",
-            b"12",
-            b"-",
-            b"0",
-            b".5",
-            b"e+",
-            b"true",
-            b"tr",
-            b"ue",
-            b"null",
-            b"[",
-            b"]",
-            b"],",
-            b",",
-            b", \"",
-            b"  ",
-            b"\n",
-            b"\t",
-            b"caf\xc3\xa9",
-            b"\xc3",
-            b"\xa9",
-            b"\xe4\xb8",
-            b"\xad",
-            b"\x01",
-            b"a\"b",
-            b"}\n",
-            b"}}",
-            b"\x7f",
-        ];
-        let vocab = JsonVocab::new(pieces.iter().copied());
-        let prefixes = [
-            "",
-            " ",
-            "{",
-            "{\"",
-            "{\"a",
-            "{\"a\\",
-            "{\"a\\u0",
-            "{\"a\"",
-            "{\"a\":",
-            "{\"a\": 1",
-            "{\"a\": -",
-            "{\"a\": 0.",
-            "{\"a\": [",
-            "{\"a\": [1,",
-            "{\"a\": t",
-            "{\"a\": {\"b\": \"x",
-            "{\"a\": \"\u{4e2d}",
-            "{\"a\": 1}",
-        ];
-        let mid_char = [&b"{\"a\": \"\xe4"[..]];
-        let states = prefixes.iter().map(|p| p.as_bytes()).chain(mid_char);
-        for prefix in states {
-            let state = JsonObjectState::new()
-                .after(prefix)
-                .expect("a valid prefix");
-            let prefix = String::from_utf8_lossy(prefix);
-            let mut logits = vec![0.0f32; pieces.len() + 3];
-            let left = vocab.mask(&state, &mut logits);
-            let mut again = vec![0.0f32; pieces.len() + 3];
-            assert_eq!(
-                vocab.mask(&state, &mut again),
-                left,
-                "remembered for {prefix:?}"
-            );
-            assert_eq!(again, logits);
-            for (id, &l) in logits.iter().enumerate() {
-                let want = pieces
-                    .get(id)
-                    .is_some_and(|p| !p.is_empty() && state.after(p).is_some());
-                assert_eq!(l == 0.0, want, "{prefix:?} + {:?}", pieces.get(id));
-                assert_eq!(vocab.after(&state, id as u32).is_some(), want);
-            }
-            assert_eq!(left, logits.iter().filter(|&&l| l == 0.0).count());
-        }
-    }
-
-    #[test]
-    fn depth_and_whitespace_are_bounded() {
-        let deep = format!("{{\"a\":{}", "[".repeat(MAX_DEPTH as usize - 1));
-        let st = accepts(&deep).expect("64 levels");
-        assert!(st.after(b"[").is_none(), "a 65th level");
-        assert!(st.after(b"{").is_none(), "a 65th level");
-        let spaces = " ".repeat(MAX_WHITESPACE as usize);
-        let st = accepts(&format!("{{{spaces}")).expect("32 spaces");
-        assert!(st.after(b" ").is_none(), "a 33rd space");
-        assert!(st.after(b"}").is_some_and(|s| s.is_complete()));
-        // spaces inside strings are text, not counted
-        let long = format!("{{\"{}\": 1}}", " ".repeat(200));
-        assert!(accepts(&long).is_some_and(|s| s.is_complete()));
-    }
-}
+#[path = "json_tests.rs"]
+mod tests;

@@ -6,11 +6,16 @@
 
 pub mod json;
 mod rng;
+pub mod schema;
+mod schema_graph;
+pub mod schema_state;
 
 use std::collections::{HashMap, VecDeque};
 
-pub use json::{JsonObjectState, JsonSampling, JsonVocab};
+pub use json::{JsonFormat, JsonObjectState, JsonSampling, JsonVocab};
 pub use rng::Rng;
+pub use schema::{JsonSchema, SchemaError};
+pub use schema_state::SchemaState;
 
 /// Sampling settings. The defaults match llama.cpp's command line defaults.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,8 +2,10 @@
 //! range with an error that names it. Nothing here allocates in proportion to a number the
 //! client sent (`max_tokens`, `n` and the like are checked before they size anything).
 
+use std::sync::Arc;
+
 use ondo_engine::GenParams;
-use ondo_sample::SamplerConfig;
+use ondo_sample::{JsonFormat, JsonSchema, SamplerConfig};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -197,7 +199,7 @@ pub fn common(o: &Object, n_vocab: usize) -> Result<Common, ApiError> {
             logit_bias: logit_bias(o, n_vocab)?,
             logprobs: None,
             adapter: None,
-            json_object: json_object(o)?,
+            json: json_format(o)?,
         },
         seeded: seed.is_some(),
     })
@@ -286,18 +288,34 @@ fn logit_bias(o: &Object, n_vocab: usize) -> Result<Vec<(u32, f32)>, ApiError> {
         .collect()
 }
 
-/// `response_format`: plain text, or `{"type": "json_object"}` (true).
-fn json_object(o: &Object) -> Result<bool, ApiError> {
+/// `response_format`: plain text (`None`), `{"type": "json_object"}`, or `{"type":
+/// "json_schema", "json_schema": {"name": .., "schema": {..}}}` (compiled here, so that a
+/// schema this server cannot enforce is a 400 before anything runs).
+fn json_format(o: &Object) -> Result<Option<JsonFormat>, ApiError> {
     let Some(v) = field(o, "response_format") else {
-        return Ok(false);
+        return Ok(None);
     };
+    let bad = |msg: String| ApiError::invalid("response_format", msg);
     match v.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(false),
-        Some("json_object") => Ok(true),
-        _ => Err(ApiError::invalid(
-            "response_format",
-            "response_format must be {\"type\": \"text\"} or {\"type\": \"json_object\"} \
-             (json_schema is not supported yet)",
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(JsonFormat::Object)),
+        Some("json_schema") => {
+            let Some(js) = v.get("json_schema").filter(|j| j.is_object()) else {
+                return Err(bad(
+                    "response_format of type json_schema needs a 'json_schema' object".into(),
+                ));
+            };
+            match js.get("schema") {
+                None => Ok(Some(JsonFormat::Object)),
+                Some(schema) => JsonSchema::compile(schema)
+                    .map(|s| Some(JsonFormat::Schema(Arc::new(s))))
+                    .map_err(|e| bad(e.to_string())),
+            }
+        }
+        _ => Err(bad(
+            "response_format must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or \
+             {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}"
+                .into(),
         )),
     }
 }

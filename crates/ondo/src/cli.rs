@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -98,16 +98,11 @@ pub struct SampleArgs {
     /// Context size in tokens (default: 4096, at most the model's).
     #[arg(short = 'c', long = "ctx")]
     pub ctx: Option<usize>,
-    /// `json`: sample only tokens that keep the reply one JSON object, and stop when it
-    /// closes (ask for JSON in the prompt too).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputFormat {
-    Text,
-    Json,
+    /// `text`; `json`: sample only tokens that keep the reply one JSON object, and stop when
+    /// it closes; or the path of a JSON Schema file: a reply valid under it (the subset of
+    /// the server's `response_format` json_schema). Ask for JSON in the prompt too.
+    #[arg(long, default_value = "text", value_name = "text|json|SCHEMA.json")]
+    pub format: String,
 }
 
 #[derive(Args, Debug)]

@@ -197,6 +197,39 @@ fn run_format_json_prints_one_json_object() {
 }
 
 #[test]
+fn run_format_schema_prints_a_value_valid_under_it() {
+    let Some(model) = model_path() else { return };
+    let dir = std::env::temp_dir().join(format!("ondo-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("cat.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "properties": {"name": {"type": "string"},
+            "age": {"type": "integer"}, "indoor": {"type": "boolean"}},
+            "required": ["name", "age", "indoor"], "additionalProperties": false}"#,
+    )
+    .unwrap();
+    let ask = "Describe a cat named Tom, aged 3, who lives indoors, as JSON.";
+    let (m, s) = (model.to_str().unwrap(), schema.to_str().unwrap());
+    let out = ondo_real(&[
+        "run", "-m", m, "--chat", "-p", ask, "--format", s, "--temp", "0", "-n", "100",
+    ]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    let o = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"));
+    assert_eq!(o.len(), 3, "{v}");
+    assert!(
+        o["name"].is_string() && o["age"].is_i64() && o["indoor"].is_boolean(),
+        "{v}"
+    );
+}
+
+#[test]
 fn kv_caches_larger_than_the_memory_are_refused_up_front() {
     let Some(model) = model_path() else { return };
     // SmolLM2: 30 layers x 192 KV values x K and V x 2 bytes = 23,040 bytes a position.

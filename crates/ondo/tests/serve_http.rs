@@ -95,6 +95,10 @@ const BAD_CHAT_FIELDS: &str = r#"
 "stream_options": {"include_usage": "yes"}
 "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]
 "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}
+"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}}}}
+"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"anyOf": [{"type": "object"}, {"type": "object"}]}}}
+"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "other.json"}}}
+"response_format": {"type": "json_schema", "json_schema": 5}
 "response_format": "json"
 "#;
 

@@ -7,19 +7,20 @@ use anyhow::Result;
 use ondo_sample::JsonSampling;
 use ondo_text::ChatMessage;
 
-use super::{context_size, emit_stdout, json_vocab, sampler_from};
+use super::{context_size, emit_stdout, json_vocab, output_format, sampler_from};
 use crate::cli::ChatArgs;
 use crate::generate::generate;
 use crate::{load, store};
 
 pub fn chat(a: ChatArgs) -> Result<()> {
     let mut sampler = sampler_from(&a.sample)?;
+    let format = output_format(&a.sample)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
     let mut l = load::load(&path)?;
     load::apply_loras(&mut l, &a.lora.lora)?;
     let ctx = context_size(&a.sample, &l.model.config)?;
     let mut kv = l.model.new_cache(ctx)?;
-    let json = json_vocab(&a.sample, &l.tokenizer);
+    let json = json_vocab(&format, &l.tokenizer).zip(format);
     let mut in_cache: Vec<u32> = Vec::new();
     let mut messages: Vec<ChatMessage> = Vec::new();
     if let Some(s) = &a.system {
@@ -78,7 +79,8 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             &mut sampler,
             &ids[common..],
             max_new,
-            json.clone().map(JsonSampling::new),
+            json.as_ref()
+                .map(|(v, f)| JsonSampling::for_format(v.clone(), f)),
             &mut |t| {
                 reply.push_str(t);
                 emit_stdout(t)

@@ -14,12 +14,12 @@ mod upscale;
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ondo_model::{KvCache, LlamaConfig};
-use ondo_sample::{JsonVocab, Sampler, SamplerConfig};
+use ondo_sample::{JsonFormat, JsonSchema, JsonVocab, Sampler, SamplerConfig};
 use ondo_text::Tokenizer;
 
-use crate::cli::{Cli, Command, OutputFormat, SampleArgs};
+use crate::cli::{Cli, Command, SampleArgs};
 use crate::store;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -122,8 +122,35 @@ pub fn emit_stdout(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Under `--format json`: the vocabulary laid out for JSON mode (made once; each reply
-/// starts its own `JsonSampling` from it).
-pub fn json_vocab(a: &SampleArgs, tok: &Tokenizer) -> Option<Arc<JsonVocab>> {
-    (a.format == OutputFormat::Json).then(|| Arc::new(JsonVocab::new(tok.output_pieces())))
+/// Largest schema file `--format` reads.
+const MAX_SCHEMA_BYTES: u64 = 1 << 20;
+
+/// `--format`: plain text (`None`), `json` (any object) or a JSON Schema file, compiled here
+/// so that a bad one is refused before the model loads.
+pub fn output_format(a: &SampleArgs) -> Result<Option<JsonFormat>> {
+    let path = match a.format.as_str() {
+        "text" => return Ok(None),
+        "json" => return Ok(Some(JsonFormat::Object)),
+        path => path,
+    };
+    let hint = "--format takes text, json or the path of a JSON Schema file";
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("{hint}; cannot read {path:?}"))?
+        .len();
+    if size > MAX_SCHEMA_BYTES {
+        anyhow::bail!("{path} is {size} bytes: a schema file holds at most {MAX_SCHEMA_BYTES}");
+    }
+    let text = std::fs::read(path).with_context(|| format!("{hint}; cannot read {path:?}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{path} is not JSON"))?;
+    let schema = JsonSchema::compile(&v).with_context(|| format!("the schema in {path}"))?;
+    Ok(Some(JsonFormat::Schema(Arc::new(schema))))
+}
+
+/// Under `--format json` or a schema: the vocabulary laid out for JSON mode (made once; each
+/// reply starts its own `JsonSampling` from it).
+pub fn json_vocab(format: &Option<JsonFormat>, tok: &Tokenizer) -> Option<Arc<JsonVocab>> {
+    format
+        .as_ref()
+        .map(|_| Arc::new(JsonVocab::new(tok.output_pieces())))
 }

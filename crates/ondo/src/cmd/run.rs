@@ -5,13 +5,14 @@ use ondo_text::ChatMessage;
 
 use ondo_sample::JsonSampling;
 
-use super::{context_size, emit_stdout, json_vocab, sampler_from};
+use super::{context_size, emit_stdout, json_vocab, output_format, sampler_from};
 use crate::cli::RunArgs;
 use crate::generate::generate;
 use crate::{load, store};
 
 pub fn run(a: RunArgs) -> Result<()> {
     let mut sampler = sampler_from(&a.sample)?;
+    let format = output_format(&a.sample)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
     let mut l = load::load(&path)?;
     load::apply_loras(&mut l, &a.lora.lora)?;
@@ -35,7 +36,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let mut kv = l.model.new_cache(ctx)?;
     let max_new = a.sample.n_predict.min(ctx - ids.len());
-    let json = json_vocab(&a.sample, &l.tokenizer).map(JsonSampling::new);
+    let json = json_vocab(&format, &l.tokenizer)
+        .zip(format.as_ref())
+        .map(|(v, f)| JsonSampling::for_format(v, f));
     let (_, stats) = generate(
         &l.model,
         &l.tokenizer,
