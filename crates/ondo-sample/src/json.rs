@@ -74,9 +74,13 @@ pub(crate) enum Escape {
     Hex(u8),
 }
 
+/// Bytes of one number at most, outside strings: with at most two exponent digits, every
+/// number read fits an f64 (RFC 8259 lets parsers refuse larger ones, and serde_json does).
+pub const MAX_NUMBER_LEN: u8 = 24;
+
 /// The states of RFC 8259's number grammar, named by what was read last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Number {
+enum NumPart {
     Minus,
     Zero,
     Int,
@@ -84,7 +88,62 @@ pub(crate) enum Number {
     Frac,
     E,
     ESign,
-    Exp,
+    Exp1,
+    Exp2,
+}
+
+/// Where a number stands: its grammar state and its length so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Number {
+    part: NumPart,
+    len: u8,
+}
+
+impl Number {
+    /// A number starting with `b` (`-` or a digit).
+    pub(crate) fn start(b: u8) -> Option<Number> {
+        let part = match b {
+            b'-' => NumPart::Minus,
+            b'0' => NumPart::Zero,
+            b'1'..=b'9' => NumPart::Int,
+            _ => return None,
+        };
+        Some(Number { part, len: 1 })
+    }
+
+    /// The number after `b`, or `None` if it cannot take `b` (it may have ended before it).
+    /// `integer`: no fraction or exponent.
+    pub(crate) fn next(self, b: u8, integer: bool) -> Option<Number> {
+        use NumPart::*;
+        if self.len >= MAX_NUMBER_LEN || (integer && matches!(b, b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let digit = b.is_ascii_digit();
+        let part = match (self.part, b) {
+            (Minus, b'0') => Zero,
+            (Minus, _) if digit => Int,
+            (Int, _) if digit => Int,
+            (Zero | Int, b'.') => Dot,
+            (Dot | Frac, _) if digit => Frac,
+            (Zero | Int | Frac, b'e' | b'E') => E,
+            (E, b'+' | b'-') => ESign,
+            (E | ESign, _) if digit => Exp1,
+            (Exp1, _) if digit => Exp2,
+            _ => return None,
+        };
+        Some(Number {
+            part,
+            len: self.len + 1,
+        })
+    }
+
+    /// What was read is a whole number.
+    pub(crate) fn can_end(self) -> bool {
+        !matches!(
+            self.part,
+            NumPart::Minus | NumPart::Dot | NumPart::E | NumPart::ESign
+        )
+    }
 }
 
 impl Default for JsonObjectState {
@@ -137,11 +196,11 @@ impl JsonObjectState {
                 continuation,
             } => return self.string_byte(key, escape, continuation, b),
             Mode::Number(n) => {
-                if let Some(next) = number_byte(n, b) {
+                if let Some(next) = n.next(b, false) {
                     self.mode = Mode::Number(next);
                     return true;
                 }
-                if matches!(n, Number::Minus | Number::Dot | Number::E | Number::ESign) {
+                if !n.can_end() {
                     return false;
                 }
                 // The number ended before `b`, which the container reads.
@@ -209,9 +268,7 @@ impl JsonObjectState {
                 escape: Escape::None,
                 continuation: 0,
             },
-            b'-' => Mode::Number(Number::Minus),
-            b'0' => Mode::Number(Number::Zero),
-            b'1'..=b'9' => Mode::Number(Number::Int),
+            b'-' | b'0'..=b'9' => Mode::Number(Number::start(b).expect("a number's start")),
             b't' | b'f' | b'n' => Mode::Literal {
                 which: match b {
                     b't' => 0,
@@ -598,24 +655,6 @@ pub(crate) fn string_step(escape: Escape, continuation: u8, b: u8) -> StrStep {
         (Escape::None, _) => return StrStep::Reject,
     };
     StrStep::Go(escape, 0)
-}
-
-/// One byte of a number, RFC 8259's grammar: the state after it, or `None` if the number
-/// cannot take it (it may have ended before `b`).
-pub(crate) fn number_byte(n: Number, b: u8) -> Option<Number> {
-    use Number::*;
-    let digit = b.is_ascii_digit();
-    Some(match (n, b) {
-        (Minus, b'0') => Zero,
-        (Minus, _) if digit => Int,
-        (Int, _) if digit => Int,
-        (Zero | Int, b'.') => Dot,
-        (Dot | Frac, _) if digit => Frac,
-        (Zero | Int | Frac, b'e' | b'E') => E,
-        (E, b'+' | b'-') => ESign,
-        (E | ESign | Exp, _) if digit => Exp,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ fn invalid_text_is_refused_at_the_first_wrong_byte() {
         (b"{\"a\":\"\xf0\x80\x80\x80\"}", 7), // overlong
         (b"{\"a\":\"\xf4\x90\x80\x80\"}", 7), // past U+10FFFF
         (b"{\"a\":\"\xe4\xb8\"}", 8),
+        (b"{\"a\":1e123}", 9), // two exponent digits at most
+        (b"{\"a\":1234567890123456789012345}", 29), // MAX_NUMBER_LEN bytes at most
         (b"{}x", 2),
         (b"{},", 2),
         (b"{}{}", 2),
@@ -261,4 +263,48 @@ fn depth_and_whitespace_are_bounded() {
     // spaces inside strings are text, not counted
     let long = format!("{{\"{}\": 1}}", " ".repeat(200));
     assert!(accepts(&long).is_some_and(|s| s.is_complete()));
+}
+
+/// Random walks under the object recognizer: from every accepted prefix some byte continues,
+/// and every completed text is one object that serde_json reads.
+#[test]
+fn random_walks_give_objects_serde_json_reads() {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut below = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut done = 0;
+    for _ in 0..300 {
+        let (mut st, mut text) = (JsonObjectState::new(), Vec::new());
+        for step in 0..500 {
+            if st.is_complete() {
+                break;
+            }
+            let next: Vec<u8> = (0..=255u8).filter(|&b| st.after(&[b]).is_some()).collect();
+            assert!(!next.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&text));
+            let closing: Vec<u8> = next
+                .iter()
+                .copied()
+                .filter(|b| b"}]\"0123456789eln".contains(b))
+                .collect();
+            let pick = if step > 250 && !closing.is_empty() {
+                closing[below(closing.len())]
+            } else {
+                next[below(next.len())]
+            };
+            assert!(st.feed(pick));
+            text.push(pick);
+        }
+        if st.is_complete() {
+            done += 1;
+            let doc = String::from_utf8(text).expect("UTF-8");
+            let v: serde_json::Value =
+                serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}: {doc:?}"));
+            assert!(v.is_object(), "{doc:?}");
+        }
+    }
+    assert!(done >= 150, "only {done} of 300 walks completed");
 }

@@ -7,7 +7,7 @@
 //! The state is `Copy` (a fixed stack of [`MAX_NEST`] frames, unused frames kept zeroed so
 //! that equal states compare and hash equal), so trying a token costs no allocation.
 
-use crate::json::{number_byte, string_step, Escape, Number, StrStep, MAX_WHITESPACE};
+use crate::json::{string_step, Escape, Number, StrStep, MAX_WHITESPACE};
 use crate::schema::{JsonSchema, Node, NodeId};
 
 /// Nested objects and arrays at most.
@@ -147,13 +147,11 @@ impl SchemaState {
                 continuation,
             } => return self.key_byte(s, cand, pos, free, continuation, b),
             Mode::Number { integer, n } => {
-                let next =
-                    number_byte(n, b).filter(|_| !(integer && matches!(b, b'.' | b'e' | b'E')));
-                if let Some(n) = next {
+                if let Some(n) = n.next(b, integer) {
                     self.mode = Mode::Number { integer, n };
                     return true;
                 }
-                if matches!(n, Number::Minus | Number::Dot | Number::E | Number::ESign) {
+                if !n.can_end() {
                     return false;
                 }
                 // The number ended before `b`, which the container reads.
@@ -230,13 +228,12 @@ impl SchemaState {
                 escape: Escape::None,
                 continuation: 0,
             },
-            (Node::Number { integer }, b'-' | b'0'..=b'9') => Mode::Number {
-                integer: *integer,
-                n: match b {
-                    b'-' => Number::Minus,
-                    b'0' => Number::Zero,
-                    _ => Number::Int,
+            (Node::Number { integer }, _) => match Number::start(b) {
+                Some(n) => Mode::Number {
+                    integer: *integer,
+                    n,
                 },
+                None => return false,
             },
             (Node::Literals(lits), _) => {
                 let cand = bits(lits, u64::MAX, |t| t.first() == Some(&b));

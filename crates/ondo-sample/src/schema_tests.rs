@@ -307,3 +307,196 @@ fn free_keys_keep_one_state_once_no_name_matches() {
     accepts(&s, "{\"zz\u{e9}\": [1], \"nam\": 2, \"name\": \"x\"}");
     refuses_at(&s, r#"{"name": "x", "name": 1}"#, 19);
 }
+
+/// An independent check of a document against the schema subset (and this crate's reading of
+/// an absent `additionalProperties`), written from the JSON Schema text, not from the graph.
+fn valid(v: &Value, s: &Value, root: &Value) -> bool {
+    let Some(o) = s.as_object() else {
+        return s == &Value::Bool(true);
+    };
+    if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+        let target = match r {
+            "#" => root,
+            _ => &root["$defs"][r.trim_start_matches("#/$defs/")],
+        };
+        return valid(v, target, root);
+    }
+    if let Some(alts) = o.get("anyOf").and_then(Value::as_array) {
+        return alts.iter().any(|a| valid(v, a, root));
+    }
+    if let Some(alts) = o.get("oneOf").and_then(Value::as_array) {
+        return alts.iter().filter(|a| valid(v, a, root)).count() == 1;
+    }
+    if let Some(c) = o.get("const") {
+        return v == c;
+    }
+    if let Some(e) = o.get("enum").and_then(Value::as_array) {
+        return e.contains(v);
+    }
+    let kind_ok = |t: &str| match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.as_f64().is_some_and(|f| f.fract() == 0.0),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => false,
+    };
+    let ok = match o.get("type") {
+        Some(Value::String(t)) => kind_ok(t),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).any(kind_ok),
+        _ => true,
+    };
+    if !ok {
+        return false;
+    }
+    if let Some(m) = v.as_object() {
+        let props = o.get("properties").and_then(Value::as_object);
+        for r in o
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !m.contains_key(r.as_str().unwrap_or_default()) {
+                return false;
+            }
+        }
+        for (k, x) in m {
+            let ok = match (props.and_then(|p| p.get(k)), o.get("additionalProperties")) {
+                (Some(ps), _) => valid(x, ps, root),
+                (None, Some(Value::Bool(b))) => *b,
+                (None, Some(a)) => valid(x, a, root),
+                (None, None) => props.is_none(),
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    if let Some(a) = v.as_array() {
+        let n = a.len() as u64;
+        let min = o.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+        let max = o
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX);
+        let items = o.get("items").unwrap_or(&Value::Bool(true));
+        return n >= min && n <= max && a.iter().all(|x| valid(x, items, root));
+    }
+    true
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// A random schema of the supported subset, `depth` levels at most.
+fn random_schema(r: &mut Rng, depth: usize) -> Value {
+    let leaf = [
+        json!({"type": "string"}),
+        json!({"type": "integer"}),
+        json!({"type": "number"}),
+        json!({"type": "boolean"}),
+        json!({"enum": ["a", "ab", 1, 12, null, true]}),
+        json!({"anyOf": [{"type": "string"}, {"type": "null"}]}),
+        json!({"type": ["integer", "null"]}),
+        json!({"const": {"k": [1, "x"]}}),
+        json!({}),
+        json!({"$ref": "#/$defs/leaf"}),
+    ];
+    if depth == 0 || r.below(3) == 0 {
+        return leaf[r.below(leaf.len())].clone();
+    }
+    if r.below(2) == 0 {
+        let mut a = json!({"type": "array", "items": random_schema(r, depth - 1)});
+        if r.below(2) == 0 {
+            a["minItems"] = json!(r.below(2));
+            a["maxItems"] = json!(1 + r.below(3));
+        }
+        return a;
+    }
+    let names = ["a", "ab", "b", "name", "nick", "x"];
+    let mut props = serde_json::Map::new();
+    let mut required = Vec::new();
+    for n in names.iter().take(1 + r.below(names.len())) {
+        props.insert(n.to_string(), random_schema(r, depth - 1));
+        if r.below(2) == 0 {
+            required.push(json!(n));
+        }
+    }
+    let mut o = json!({"type": "object", "properties": props, "required": required});
+    match r.below(3) {
+        0 => o["additionalProperties"] = json!(false),
+        1 => o["additionalProperties"] = json!({"type": "integer"}),
+        _ => {}
+    }
+    o
+}
+
+/// Random walks through random schemas: no byte ever makes the recognizer panic; from every
+/// prefix it accepts some byte continues (no dead end); every document it completes is JSON
+/// valid under the schema by [`valid`].
+#[test]
+fn random_walks_stay_valid_and_never_get_stuck() {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let (mut done, mut walks) = (0, 0);
+    while walks < 300 {
+        let mut schema = random_schema(&mut r, 4);
+        if !schema
+            .get("type")
+            .is_some_and(|t| t == "object" || t == "array")
+        {
+            continue;
+        }
+        schema["$defs"] =
+            json!({"leaf": {"type": "object", "properties": {"v": {"type": "integer"}}}});
+        walks += 1;
+        let s = compile(schema.clone());
+        let (mut st, mut text) = (SchemaState::new(), Vec::new());
+        for step in 0..600 {
+            if st.is_complete() {
+                break;
+            }
+            let next: Vec<u8> = (0..=255u8)
+                .filter(|&b| st.after(&s, &[b]).is_some())
+                .collect();
+            assert!(
+                !next.is_empty(),
+                "dead end after {:?} under {schema}",
+                String::from_utf8_lossy(&text)
+            );
+            // Late in a walk, prefer what closes values, so that most walks complete.
+            let closing: Vec<u8> = next
+                .iter()
+                .copied()
+                .filter(|b| b"}]\"0123456789ln".contains(b) && !(*b == b'"' && step < 400))
+                .collect();
+            let pick = if step > 300 && !closing.is_empty() {
+                closing[r.below(closing.len())]
+            } else {
+                next[r.below(next.len())]
+            };
+            assert!(st.feed(&s, pick));
+            text.push(pick);
+        }
+        if st.is_complete() {
+            done += 1;
+            let doc = String::from_utf8(text.clone()).expect("UTF-8");
+            let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+            assert!(
+                valid(&v, &schema, &schema),
+                "{doc} is not valid under {schema}"
+            );
+        }
+    }
+    assert!(done >= 150, "only {done} of {walks} walks completed");
+}
