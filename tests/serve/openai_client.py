@@ -494,7 +494,7 @@ def main():
             from openai.lib._parsing._completions import type_to_response_format_param
 
             class Cat(pydantic.BaseModel):
-                name: str
+                name: str = pydantic.Field(max_length=12)
                 age: int
                 indoor: bool
                 color: Optional[Literal["black", "white", "orange", "grey"]]

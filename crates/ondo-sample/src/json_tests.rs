@@ -284,7 +284,11 @@ fn random_walks_give_objects_serde_json_reads() {
                 break;
             }
             let next: Vec<u8> = (0..=255u8).filter(|&b| st.after(&[b]).is_some()).collect();
-            assert!(!next.is_empty(), "dead end after {:?}", String::from_utf8_lossy(&text));
+            assert!(
+                !next.is_empty(),
+                "dead end after {:?}",
+                String::from_utf8_lossy(&text)
+            );
             let closing: Vec<u8> = next
                 .iter()
                 .copied()

@@ -4,7 +4,8 @@
 //!
 //! - `type` (one or a list), `properties`, `required`, `additionalProperties` (false, true or
 //!   a schema; when absent, an object with `properties` takes no other keys, one without takes
-//!   any), `items`, `minItems`, `maxItems`, `enum`, `const` (with a `type` they must match),
+//!   any), `items`, `minItems`, `maxItems`, `minLength`, `maxLength` (code points; no `\u`
+//!   escapes in such strings), `enum`, `const` (with a `type` they must match),
 //!   `anyOf` / `oneOf` whose choices start with different characters (`["string", "null"]`,
 //!   an object or null...), `$ref` to `#`, `#/$defs/..` or `#/definitions/..` (recursion
 //!   included), `{}` and `true` (any value);
@@ -51,7 +52,11 @@ pub enum Node {
         min: u16,
         max: u16,
     },
-    String,
+    /// A string of `min..=max` characters (code points; `u16::MAX`: no maximum).
+    String {
+        min: u16,
+        max: u16,
+    },
     Number {
         integer: bool,
     },
@@ -95,6 +100,7 @@ const ANNOTATIONS: &[&str] = &[
 ];
 const OBJECT_WORDS: &[&str] = &["properties", "required", "additionalProperties"];
 const ARRAY_WORDS: &[&str] = &["items", "minItems", "maxItems"];
+const STRING_WORDS: &[&str] = &["minLength", "maxLength"];
 
 impl JsonSchema {
     /// Compiles `schema`; the top level must be an object or an array.
@@ -164,7 +170,10 @@ impl<'a> Compiler<'a> {
             min: 0,
             max: u16::MAX,
         })?;
-        let string = self.push(Node::String)?;
+        let string = self.push(Node::String {
+            min: 0,
+            max: u16::MAX,
+        })?;
         let number = self.push(Node::Number { integer: false })?;
         let lits = self.push(literals(["true", "false", "null"]))?;
         self.nodes[id as usize] = Node::Union(vec![object, array, string, number, lits]);
@@ -195,7 +204,8 @@ impl<'a> Compiler<'a> {
                 || k == "anyOf"
                 || k == "oneOf"
                 || OBJECT_WORDS.contains(&k)
-                || ARRAY_WORDS.contains(&k);
+                || ARRAY_WORDS.contains(&k)
+                || STRING_WORDS.contains(&k);
             if !known {
                 return err(format!(
                     "json_schema at {at}: the keyword '{k}' is not supported"
@@ -242,17 +252,24 @@ impl<'a> Compiler<'a> {
         let types = if !types.is_empty() {
             types
         } else {
-            let object = OBJECT_WORDS.iter().any(|k| o.contains_key(*k));
-            let array = ARRAY_WORDS.iter().any(|k| o.contains_key(*k));
-            match (object, array) {
-                (true, true) => {
+            let has = |words: &[&str]| words.iter().any(|k| o.contains_key(*k));
+            let kinds: Vec<&str> = [
+                ("object", OBJECT_WORDS),
+                ("array", ARRAY_WORDS),
+                ("string", STRING_WORDS),
+            ]
+            .into_iter()
+            .filter(|(_, w)| has(w))
+            .map(|(k, _)| k)
+            .collect();
+            match kinds.len() {
+                0 => return self.any(),
+                1 => kinds,
+                _ => {
                     return err(format!(
-                        "json_schema at {at}: object and array keywords without a 'type'"
+                        "json_schema at {at}: keywords of {kinds:?} without a 'type'"
                     ))
                 }
-                (true, false) => vec!["object"],
-                (false, true) => vec!["array"],
-                (false, false) => return self.any(),
             }
         };
         let mut ids = Vec::new();
@@ -260,7 +277,7 @@ impl<'a> Compiler<'a> {
             ids.push(match t {
                 "object" => self.object(o, at, depth)?,
                 "array" => self.array(o, at, depth)?,
-                "string" => self.push(Node::String)?,
+                "string" => self.string(o, at)?,
                 "number" => self.push(Node::Number { integer: false })?,
                 "integer" => self.push(Node::Number { integer: true })?,
                 "boolean" => self.push(literals(["true", "false"]))?,
@@ -418,31 +435,13 @@ impl<'a> Compiler<'a> {
             Some(s) => self.node(s, &format!("{at}/items"), depth + 1)?,
             None => self.any()?,
         };
-        let bound = |k: &str| -> Result<Option<u64>, SchemaError> {
-            match o.get(k) {
-                None => Ok(None),
-                Some(v) => match v.as_u64() {
-                    Some(n) => Ok(Some(n)),
-                    None => err(format!("json_schema at {at}: {k} must be a whole number")),
-                },
-            }
-        };
-        let min = bound("minItems")?.unwrap_or(0);
-        let max = bound("maxItems")?.unwrap_or(u64::MAX).min(u16::MAX as u64);
-        if min > u16::MAX as u64 {
-            return err(format!(
-                "json_schema at {at}: minItems above {} is not supported",
-                u16::MAX
-            ));
-        }
-        if min > max {
-            return err(format!("json_schema at {at}: minItems exceeds maxItems"));
-        }
-        self.push(Node::Array {
-            items,
-            min: min as u16,
-            max: max as u16,
-        })
+        let (min, max) = bounds(o, at, "minItems", "maxItems")?;
+        self.push(Node::Array { items, min, max })
+    }
+
+    fn string(&mut self, o: &Map<String, Value>, at: &str) -> Result<NodeId, SchemaError> {
+        let (min, max) = bounds(o, at, "minLength", "maxLength")?;
+        self.push(Node::String { min, max })
     }
 
     fn union(
@@ -492,6 +491,32 @@ impl<'a> Compiler<'a> {
         self.unions.push((id, at.to_string(), one_of));
         Ok(id)
     }
+}
+
+/// The whole numbers `lo` and `hi` of `o` (0 and `u16::MAX`, no maximum, when absent; a
+/// larger maximum means none).
+fn bounds(o: &Map<String, Value>, at: &str, lo: &str, hi: &str) -> Result<(u16, u16), SchemaError> {
+    let read = |k: &str| -> Result<Option<u64>, SchemaError> {
+        match o.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) => Ok(Some(n)),
+                None => err(format!("json_schema at {at}: {k} must be a whole number")),
+            },
+        }
+    };
+    let min = read(lo)?.unwrap_or(0);
+    let max = read(hi)?.unwrap_or(u64::MAX).min(u16::MAX as u64);
+    if min > u16::MAX as u64 {
+        return err(format!(
+            "json_schema at {at}: {lo} above {} is not supported",
+            u16::MAX
+        ));
+    }
+    if min > max {
+        return err(format!("json_schema at {at}: {lo} exceeds {hi}"));
+    }
+    Ok((min as u16, max as u16))
 }
 
 fn literals<const N: usize>(texts: [&str; N]) -> Node {

@@ -51,6 +51,13 @@ enum Mode {
         escape: Escape,
         continuation: u8,
     },
+    /// Inside a string of `node`, which bounds its length: `len` characters so far.
+    Bounded {
+        node: NodeId,
+        escape: Escape,
+        continuation: u8,
+        len: u16,
+    },
     Number {
         integer: bool,
         n: Number,
@@ -140,6 +147,12 @@ impl SchemaState {
                     }
                 }
             }
+            Mode::Bounded {
+                node,
+                escape,
+                continuation,
+                len,
+            } => return self.bounded_byte(s, node, escape, continuation, len, b),
             Mode::KeyStr {
                 cand,
                 pos,
@@ -224,9 +237,15 @@ impl SchemaState {
         self.mode = match (&s.nodes[id as usize], b) {
             (Node::Object { .. }, b'{') => return self.open(s, id, Mode::ObjectFirst),
             (Node::Array { .. }, b'[') => return self.open(s, id, Mode::ArrayFirst),
-            (Node::String, b'"') => Mode::Str {
+            (Node::String { min: 0, max }, b'"') if *max == u16::MAX => Mode::Str {
                 escape: Escape::None,
                 continuation: 0,
+            },
+            (Node::String { .. }, b'"') => Mode::Bounded {
+                node: id,
+                escape: Escape::None,
+                continuation: 0,
+                len: 0,
             },
             (Node::Number { integer }, _) => match Number::start(b) {
                 Some(n) => Mode::Number {
@@ -246,6 +265,46 @@ impl SchemaState {
             _ => return false,
         };
         true
+    }
+
+    /// One byte of a string whose length `node` bounds. A character begins at a byte outside
+    /// an escape or UTF-8 sequence (a backslash begins an escape: one character); `\u`
+    /// escapes are refused, so that each counted character is one code point.
+    fn bounded_byte(
+        &mut self,
+        s: &JsonSchema,
+        node: NodeId,
+        escape: Escape,
+        continuation: u8,
+        len: u16,
+        b: u8,
+    ) -> bool {
+        let Node::String { min, max } = s.nodes[node as usize] else {
+            return false;
+        };
+        let begins = escape == Escape::None && continuation == 0 && b != b'"';
+        if (begins && len >= max) || (escape == Escape::Backslash && b == b'u') {
+            return false;
+        }
+        match string_step(escape, continuation, b) {
+            StrStep::Reject => false,
+            StrStep::End => {
+                if len < min {
+                    return false;
+                }
+                self.value_done();
+                true
+            }
+            StrStep::Go(escape, continuation) => {
+                self.mode = Mode::Bounded {
+                    node,
+                    escape,
+                    continuation,
+                    len: len + u16::from(begins),
+                };
+                true
+            }
+        }
     }
 
     /// `cand` matched `pos` bytes: the value ends here when every one of them is complete.

@@ -351,6 +351,15 @@ fn valid(v: &Value, s: &Value, root: &Value) -> bool {
     if !ok {
         return false;
     }
+    if let Some(t) = v.as_str() {
+        let n = t.chars().count() as u64;
+        let min = o.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+        let max = o
+            .get("maxLength")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX);
+        return n >= min && n <= max;
+    }
     if let Some(m) = v.as_object() {
         let props = o.get("properties").and_then(Value::as_object);
         for r in o
@@ -412,6 +421,8 @@ fn random_schema(r: &mut Rng, depth: usize) -> Value {
         json!({"const": {"k": [1, "x"]}}),
         json!({}),
         json!({"$ref": "#/$defs/leaf"}),
+        json!({"type": "string", "minLength": 1, "maxLength": 3}),
+        json!({"maxLength": 0}),
     ];
     if depth == 0 || r.below(3) == 0 {
         return leaf[r.below(leaf.len())].clone();
@@ -499,4 +510,22 @@ fn random_walks_stay_valid_and_never_get_stuck() {
         }
     }
     assert!(done >= 150, "only {done} of {walks} walks completed");
+}
+
+#[test]
+fn string_lengths_count_code_points() {
+    let s = compile(json!({"type": "object", "properties": {
+        "s": {"type": "string", "minLength": 2, "maxLength": 3}}}));
+    accepts(&s, r#"{"s": "ab"}"#);
+    accepts(&s, "{\"s\": \"a\\n\u{e9}\"}");
+    accepts(&s, "{\"s\": \"\u{1F600}\u{4e2d}\"}");
+    refuses_at(&s, r#"{"s": "a"}"#, 8);
+    refuses_at(&s, r#"{"s": "abcd"}"#, 10);
+    refuses_at(&s, r#"{"s": "\u0041b"}"#, 8);
+    let msg = |v: Value| JsonSchema::compile(&v).expect_err("refused").0;
+    assert!(msg(json!({"type": "object", "properties": {"s": {"type": "string", "minLength": 3, "maxLength": 2}}})).contains("minLength"));
+    assert!(
+        msg(json!({"type": "object", "properties": {"s": {"minLength": 1, "items": {}}}}))
+            .contains("without a 'type'")
+    );
 }
