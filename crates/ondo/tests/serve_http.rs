@@ -129,6 +129,63 @@ const BAD_TOKENIZER: &str = r#"
 /detokenize {"tokens": [1.5]}
 "#;
 
+/// JSON schemas a server must refuse without trying to build them.
+fn hostile_schemas() -> Vec<(&'static str, Value)> {
+    let mut deep = json!({"type": "object"});
+    for _ in 0..200 {
+        deep = json!({"type": "array", "items": deep});
+    }
+    let wide: serde_json::Map<String, Value> = (0..65)
+        .map(|i| (format!("p{i}"), json!({"type": "string"})))
+        .collect();
+    let inner: serde_json::Map<String, Value> = (0..30)
+        .map(|i| (format!("q{i}"), json!({"type": ["string", "null"]})))
+        .collect();
+    let many: serde_json::Map<String, Value> = (0..64)
+        .map(|i| {
+            (
+                format!("p{i}"),
+                json!({"type": "object", "properties": inner}),
+            )
+        })
+        .collect();
+    let mut defs = serde_json::Map::new();
+    for i in 0..300 {
+        defs.insert(
+            format!("a{i}"),
+            json!({"$ref": format!("#/$defs/a{}", i + 1)}),
+        );
+    }
+    defs.insert("a300".into(), json!({"type": "object"}));
+    vec![
+        ("a schema 200 levels deep", deep),
+        (
+            "65 properties",
+            json!({"type": "object", "properties": wide}),
+        ),
+        (
+            "an enum of 65 values",
+            json!({"type": "object", "properties": {"e": {"enum": (0..65).collect::<Vec<_>>()}}}),
+        ),
+        (
+            "more than 1,024 shapes",
+            json!({"type": "object", "properties": many}),
+        ),
+        (
+            "a $ref chain of 300",
+            json!({"$defs": defs, "$ref": "#/$defs/a0"}),
+        ),
+        (
+            "no finite value",
+            json!({"type": "object", "properties": {"n": {"$ref": "#"}}, "required": ["n"]}),
+        ),
+        (
+            "a cycle of bare references",
+            json!({"$defs": {"a": {"$ref": "#/$defs/a"}}, "type": "object", "properties": {"x": {"$ref": "#/$defs/a"}}}),
+        ),
+    ]
+}
+
 #[test]
 fn malformed_json_wrong_types_and_routes() {
     let Some(srv) = start(&ServerOpts::default()) else {
@@ -170,6 +227,15 @@ fn malformed_json_wrong_types_and_routes() {
     for field in cases(BAD_CHAT_FIELDS) {
         let body = format!(r#"{{"messages": [{{"role": "user", "content": "hi"}}], {field}}}"#);
         assert_invalid(&srv, field, &post_json(port, CHAT, body.as_bytes(), &[]));
+    }
+    // Hostile schemas: too deep, too wide, too many shapes, reference chains, no finite value.
+    for (what, schema) in hostile_schemas() {
+        let body = serde_json::json!({
+            "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+        });
+        let body = serde_json::to_vec(&body).unwrap();
+        assert_invalid(&srv, what, &post_json(port, CHAT, &body, &[]));
     }
     for body in cases(BAD_COMPLETIONS) {
         assert_invalid(
