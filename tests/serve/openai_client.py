@@ -488,6 +488,7 @@ def main():
         def structured_outputs():
             # The client's own structured-outputs helper: a pydantic model becomes a strict
             # json_schema, and the reply is parsed back into the model.
+            import datetime
             from typing import Literal, Optional
 
             import pydantic
@@ -498,6 +499,7 @@ def main():
                 age: int
                 indoor: bool
                 color: Optional[Literal["black", "white", "orange", "grey"]]
+                adopted: datetime.date
 
             ask = [{"role": "user",
                     "content": "Describe a cat named Tom, aged 3, who lives indoors, as JSON."}]
@@ -517,7 +519,7 @@ def main():
                    f"structured streamed {s['content']!r}, non-streamed {c.message.content!r}")
             # A keyword the server cannot enforce is refused, naming it.
             bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {
-                "type": "object", "properties": {"at": {"type": "string", "format": "date-time"}}}}}
+                "type": "object", "properties": {"at": {"type": "string", "format": "email"}}}}}
             try:
                 chat(messages=ask, max_tokens=4, response_format=bad)
             except openai.BadRequestError as e:

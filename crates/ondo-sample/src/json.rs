@@ -70,8 +70,48 @@ pub(crate) enum Escape {
     None,
     /// After a backslash.
     Backslash,
-    /// Inside `\uXXXX`: hex digits still expected.
-    Hex(u8),
+    /// Inside `\uXXXX`: hex digits still expected, the value of the first two read, and
+    /// whether this is the low half of a surrogate pair (`\uDC00`-`\uDFFF` required).
+    Hex {
+        left: u8,
+        high_byte: u8,
+        low: bool,
+    },
+    /// After a high surrogate `\uD800`-`\uDBFF`: its low half must follow, `\` then `u`.
+    PairBackslash,
+    PairU,
+}
+
+/// One hex digit of a `\u` escape: surrogates only in pairs, a high half (`D800`-`DBFF`)
+/// then a low one (`DC00`-`DFFF`), refused at the digit that makes them impossible (strict
+/// parsers such as serde_json refuse a lone half).
+fn hex_digit(left: u8, high_byte: u8, low: bool, b: u8) -> StrStep {
+    let v = (b as char).to_digit(16).unwrap_or(0) as u8;
+    let read = 4 - left;
+    let high_byte = if read < 2 {
+        high_byte * 16 + v
+    } else {
+        high_byte
+    };
+    let ok = match (read, low) {
+        (0, true) => v == 0xD,
+        (1, true) => (0xDC..=0xDF).contains(&high_byte),
+        (1, false) => !(0xDC..=0xDF).contains(&high_byte),
+        _ => true,
+    };
+    if !ok {
+        return StrStep::Reject;
+    }
+    let escape = match left {
+        1 if !low && (0xD8..=0xDB).contains(&high_byte) => Escape::PairBackslash,
+        1 => Escape::None,
+        _ => Escape::Hex {
+            left: left - 1,
+            high_byte,
+            low,
+        },
+    };
+    StrStep::Go(escape, 0)
 }
 
 /// Bytes of one number at most, outside strings: with at most two exponent digits, every
@@ -131,10 +171,12 @@ impl Number {
             (Exp1, _) if digit => Exp2,
             _ => return None,
         };
-        Some(Number {
+        let n = Number {
             part,
             len: self.len + 1,
-        })
+        };
+        // A number that cannot end yet keeps room for the digit that ends it.
+        (n.can_end() || n.len < MAX_NUMBER_LEN).then_some(n)
     }
 
     /// What was read is a whole number.
@@ -631,16 +673,28 @@ pub(crate) fn string_step(escape: Escape, continuation: u8, b: u8) -> StrStep {
     }
     let escape = match (escape, b) {
         (Escape::Backslash, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Escape::None,
-        (Escape::Backslash, b'u') => Escape::Hex(4),
+        (Escape::Backslash, b'u') => Escape::Hex {
+            left: 4,
+            high_byte: 0,
+            low: false,
+        },
         (Escape::Backslash, _) => return StrStep::Reject,
-        (Escape::Hex(n), _) if b.is_ascii_hexdigit() => {
-            if n > 1 {
-                Escape::Hex(n - 1)
-            } else {
-                Escape::None
-            }
-        }
-        (Escape::Hex(_), _) => return StrStep::Reject,
+        (
+            Escape::Hex {
+                left,
+                high_byte,
+                low,
+            },
+            _,
+        ) if b.is_ascii_hexdigit() => return hex_digit(left, high_byte, low, b),
+        (Escape::Hex { .. }, _) => return StrStep::Reject,
+        (Escape::PairBackslash, b'\\') => Escape::PairU,
+        (Escape::PairU, b'u') => Escape::Hex {
+            left: 4,
+            high_byte: 0,
+            low: true,
+        },
+        (Escape::PairBackslash | Escape::PairU, _) => return StrStep::Reject,
         (Escape::None, b'"') => return StrStep::End,
         (Escape::None, b'\\') => Escape::Backslash,
         (Escape::None, 0x00..=0x1F) => return StrStep::Reject,

@@ -13,6 +13,7 @@ fn valid_objects_are_accepted_whole_and_byte_by_byte() {
         r#"{"nested": {"deep": [[], {}, [{"k": "v"}]]}, "esc": "q\"\\\/\b\f\n\r\t\u00e9"}"#,
         "{\"utf8\": \"caf\u{e9} \u{1F600} \u{4e2d}\"}",
         "{\"n\": -12}  \n",
+        "{\"pair\": \"\\ud83d\\ude00 \\uD7FF\\uE000\"}",
         "{\"edges\": \"\u{80}\u{7ff}\u{800}\u{d7ff}\u{e000}\u{ffff}\u{10000}\u{10ffff}\"}",
     ];
     for doc in docs {
@@ -57,7 +58,11 @@ fn invalid_text_is_refused_at_the_first_wrong_byte() {
         (b"{\"a\":\"\xf0\x80\x80\x80\"}", 7), // overlong
         (b"{\"a\":\"\xf4\x90\x80\x80\"}", 7), // past U+10FFFF
         (b"{\"a\":\"\xe4\xb8\"}", 8),
-        (b"{\"a\":1e123}", 9), // two exponent digits at most
+        (b"{\"a\":\"\\udc00\"}", 9),         // a lone low surrogate
+        (b"{\"a\":\"\\ud800x\"}", 12),       // a high one not followed by its pair
+        (b"{\"a\":\"\\ud800\\u0041\"}", 14), // nor by a low one
+        (b"{\"a\":1e123}", 9),
+        (b"{\"a\":12345678901234567890123e1}", 28), // no room left for the exponent's digit               // two exponent digits at most
         (b"{\"a\":1234567890123456789012345}", 29), // MAX_NUMBER_LEN bytes at most
         (b"{}x", 2),
         (b"{},", 2),

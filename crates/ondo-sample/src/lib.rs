@@ -7,6 +7,7 @@
 pub mod json;
 mod rng;
 pub mod schema;
+pub mod schema_format;
 mod schema_graph;
 pub mod schema_state;
 

@@ -5,7 +5,8 @@
 //! - `type` (one or a list), `properties`, `required`, `additionalProperties` (false, true or
 //!   a schema; when absent, an object with `properties` takes no other keys, one without takes
 //!   any), `items`, `minItems`, `maxItems`, `minLength`, `maxLength` (code points; no `\u`
-//!   escapes in such strings), `enum`, `const` (with a `type` they must match),
+//!   escapes in such strings), `format` `date`, `time`, `date-time` and `uuid`
+//!   (`schema_format.rs`), `enum`, `const` (with a `type` they must match),
 //!   `anyOf` / `oneOf` whose choices start with different characters (`["string", "null"]`,
 //!   an object or null...), `$ref` to `#`, `#/$defs/..` or `#/definitions/..` (recursion
 //!   included), `{}` and `true` (any value);
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use crate::schema_format::Format;
 use crate::schema_graph::Graph;
 
 /// Index of a [`Node`] in [`JsonSchema::nodes`].
@@ -57,6 +59,8 @@ pub enum Node {
         min: u16,
         max: u16,
     },
+    /// A string of a [`Format`] (`date`, `time`, `date-time`, `uuid`).
+    Format(Format),
     Number {
         integer: bool,
     },
@@ -100,7 +104,7 @@ const ANNOTATIONS: &[&str] = &[
 ];
 const OBJECT_WORDS: &[&str] = &["properties", "required", "additionalProperties"];
 const ARRAY_WORDS: &[&str] = &["items", "minItems", "maxItems"];
-const STRING_WORDS: &[&str] = &["minLength", "maxLength"];
+const STRING_WORDS: &[&str] = &["minLength", "maxLength", "format"];
 
 impl JsonSchema {
     /// Compiles `schema`; the top level must be an object or an array.
@@ -440,6 +444,23 @@ impl<'a> Compiler<'a> {
     }
 
     fn string(&mut self, o: &Map<String, Value>, at: &str) -> Result<NodeId, SchemaError> {
+        if let Some(f) = o.get("format") {
+            let Some(f) = f.as_str().and_then(Format::named) else {
+                return err(format!(
+                    "json_schema at {at}: format {f} is not supported (date, time, date-time \
+                     and uuid are)"
+                ));
+            };
+            if let Some(k) = ["minLength", "maxLength"]
+                .iter()
+                .find(|k| o.contains_key(**k))
+            {
+                return err(format!(
+                    "json_schema at {at}: '{k}' beside 'format' is not supported"
+                ));
+            }
+            return self.push(Node::Format(f));
+        }
         let (min, max) = bounds(o, at, "minLength", "maxLength")?;
         self.push(Node::String { min, max })
     }

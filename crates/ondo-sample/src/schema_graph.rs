@@ -130,7 +130,7 @@ fn first_sets(nodes: &[Node]) -> Vec<ByteSet> {
         .map(|n| match n {
             Node::Object { .. } => byte_set(*b"{"),
             Node::Array { .. } => byte_set(*b"["),
-            Node::String { .. } => byte_set(*b"\""),
+            Node::String { .. } | Node::Format(_) => byte_set(*b"\""),
             Node::Number { .. } => byte_set(*b"-0123456789"),
             Node::Literals(l) => byte_set(l.iter().filter_map(|t| t.first().copied())),
             Node::Union(_) => [0; 4],
@@ -170,7 +170,9 @@ fn min_depths(nodes: &[Node]) -> Vec<u16> {
         let mut changed = false;
         for (i, n) in nodes.iter().enumerate() {
             let v = match n {
-                Node::String { .. } | Node::Number { .. } | Node::Literals(_) => 0,
+                Node::String { .. } | Node::Format(_) | Node::Number { .. } | Node::Literals(_) => {
+                    0
+                }
                 Node::Array { items, min, .. } => {
                     plus1(if *min == 0 { 0 } else { d[*items as usize] })
                 }

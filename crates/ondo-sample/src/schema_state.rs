@@ -9,6 +9,7 @@
 
 use crate::json::{string_step, Escape, Number, StrStep, MAX_WHITESPACE};
 use crate::schema::{JsonSchema, Node, NodeId};
+use crate::schema_format::{FormatState, FormatStep};
 
 /// Nested objects and arrays at most.
 pub const MAX_NEST: usize = 32;
@@ -58,6 +59,8 @@ enum Mode {
         continuation: u8,
         len: u16,
     },
+    /// Inside a string of a format (date, time, date-time, uuid).
+    Formatted(FormatState),
     Number {
         integer: bool,
         n: Number,
@@ -153,6 +156,19 @@ impl SchemaState {
                 continuation,
                 len,
             } => return self.bounded_byte(s, node, escape, continuation, len, b),
+            Mode::Formatted(mut f) => {
+                return match f.feed(b) {
+                    FormatStep::Reject => false,
+                    FormatStep::End => {
+                        self.value_done();
+                        true
+                    }
+                    FormatStep::Go => {
+                        self.mode = Mode::Formatted(f);
+                        true
+                    }
+                }
+            }
             Mode::KeyStr {
                 cand,
                 pos,
@@ -241,6 +257,7 @@ impl SchemaState {
                 escape: Escape::None,
                 continuation: 0,
             },
+            (Node::Format(f), b'"') => Mode::Formatted(FormatState::new(*f)),
             (Node::String { .. }, b'"') => Mode::Bounded {
                 node: id,
                 escape: Escape::None,

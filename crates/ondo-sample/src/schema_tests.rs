@@ -351,6 +351,9 @@ fn valid(v: &Value, s: &Value, root: &Value) -> bool {
     if !ok {
         return false;
     }
+    if let (Some(t), Some(f)) = (v.as_str(), o.get("format").and_then(Value::as_str)) {
+        return formatted(t, f);
+    }
     if let Some(t) = v.as_str() {
         let n = t.chars().count() as u64;
         let min = o.get("minLength").and_then(Value::as_u64).unwrap_or(0);
@@ -397,6 +400,74 @@ fn valid(v: &Value, s: &Value, root: &Value) -> bool {
     true
 }
 
+/// `t` is of format `f` (an independent reading: split at the separators, parse numbers).
+fn formatted(t: &str, f: &str) -> bool {
+    let num = |s: &str, lo: u32, hi: u32| {
+        s.len() == 2
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (lo..=hi).contains(&s.parse().unwrap_or(99))
+    };
+    let date = |d: &str| {
+        let p: Vec<&str> = d.split('-').collect();
+        let (Some(y), true) = (p[0].parse::<u32>().ok(), p.len() == 3 && p[0].len() == 4) else {
+            return false;
+        };
+        let m: u32 = p[1].parse().unwrap_or(0);
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let dim = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        y >= 1 && num(p[1], 1, 12) && num(p[2], 1, dim[m as usize - 1])
+    };
+    let time = |t: &str| {
+        let (clock, off) = match t.find(['Z', '+', '-']) {
+            Some(i) => t.split_at(i),
+            None => return false,
+        };
+        let (hms, frac) = clock.split_once('.').unwrap_or((clock, "1"));
+        let p: Vec<&str> = hms.split(':').collect();
+        let off_ok = off == "Z"
+            || (off.len() == 6
+                && num(&off[1..3], 0, 23)
+                && &off[3..4] == ":"
+                && num(&off[4..], 0, 59));
+        p.len() == 3
+            && num(p[0], 0, 23)
+            && num(p[1], 0, 59)
+            && num(p[2], 0, 59)
+            && (1..=9).contains(&frac.len())
+            && frac.bytes().all(|b| b.is_ascii_digit())
+            && off_ok
+    };
+    match f {
+        "date" => date(t),
+        "time" => time(t),
+        "date-time" => t.split_once('T').is_some_and(|(d, tm)| date(d) && time(tm)),
+        "uuid" => {
+            t.len() == 36
+                && t.bytes().enumerate().all(|(i, b)| {
+                    if [8, 13, 18, 23].contains(&i) {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_hexdigit()
+                    }
+                })
+        }
+        _ => false,
+    }
+}
+
 struct Rng(u64);
 
 impl Rng {
@@ -423,6 +494,10 @@ fn random_schema(r: &mut Rng, depth: usize) -> Value {
         json!({"$ref": "#/$defs/leaf"}),
         json!({"type": "string", "minLength": 1, "maxLength": 3}),
         json!({"maxLength": 0}),
+        json!({"type": "string", "format": "date"}),
+        json!({"format": "date-time"}),
+        json!({"format": "time"}),
+        json!({"type": "string", "format": "uuid"}),
     ];
     if depth == 0 || r.below(3) == 0 {
         return leaf[r.below(leaf.len())].clone();
@@ -528,4 +603,22 @@ fn string_lengths_count_code_points() {
         msg(json!({"type": "object", "properties": {"s": {"minLength": 1, "items": {}}}}))
             .contains("without a 'type'")
     );
+}
+
+#[test]
+fn formats_are_compiled_and_refused_by_name() {
+    let s = compile(
+        json!({"type": "object", "properties": {"at": {"type": "string", "format": "date-time"}}}),
+    );
+    accepts(&s, r#"{"at": "2024-02-29T23:59:59.5+09:00"}"#);
+    refuses_at(&s, r#"{"at": "2023-02-29T00:00:00Z"}"#, 17);
+    let msg = |v: Value| JsonSchema::compile(&v).expect_err("refused").0;
+    assert!(msg(
+        json!({"type": "object", "properties": {"e": {"type": "string", "format": "email"}}})
+    )
+    .contains("format"));
+    assert!(msg(
+        json!({"type": "object", "properties": {"e": {"format": "date", "maxLength": 3}}})
+    )
+    .contains("beside 'format'"));
 }
