@@ -327,10 +327,20 @@ impl Scheduler {
             .generated_tokens_total
             .fetch_add(generated as u64, Relaxed);
         finished.sort_unstable_by(|a, b| b.cmp(a));
+        let mut done = Vec::with_capacity(finished.len());
         for i in finished {
             let s = self.active.swap_remove(i);
             self.metrics.requests_finished_total.fetch_add(1, Relaxed);
             self.release(s.slot);
+            done.push(s);
+        }
+        if !done.is_empty() {
+            // Gauges first, so that a client reading /metrics after its answer does not find
+            // itself still active.
+            self.update_gauges();
+            for mut s in done {
+                s.send_last();
+            }
         }
     }
 

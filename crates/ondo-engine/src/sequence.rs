@@ -25,13 +25,16 @@ pub(crate) struct Sequence {
     pub last_token_at: Option<Instant>,
     /// The sink refused an event: the client is gone.
     pub gone: bool,
+    /// The last event (`Done` or an error), held until the scheduler has freed the slot and
+    /// published the gauges: a client that reads /metrics after its answer sees itself gone.
+    last: Option<Event>,
 }
 
 /// What a sequence does after a logits row.
 pub(crate) enum After {
     /// Feed this token next step.
     Continue,
-    /// Finished; its `Done` (or error) was sent.
+    /// Finished; its `Done` (or error) is held for [`Sequence::send_last`].
     Finished,
 }
 
@@ -61,6 +64,7 @@ impl Sequence {
             submitted_at,
             last_token_at: None,
             gone: false,
+            last: None,
         }
     }
 
@@ -92,7 +96,7 @@ impl Sequence {
             Some(json) => match json.sample(&mut self.sampler, logits) {
                 Ok(id) => id,
                 Err(e) => {
-                    self.emit(Event::Error(e.to_string()));
+                    self.last = Some(Event::Error(e.to_string()));
                     return After::Finished;
                 }
             },
@@ -119,7 +123,7 @@ impl Sequence {
         After::Continue
     }
 
-    /// Sends what is held back, then `Done`.
+    /// Sends what is held back, and holds `Done`.
     pub fn finish(&mut self, finish: FinishReason) -> After {
         let tail = self.detok.flush();
         let (mut text, stopped) = self.stop.push(&tail);
@@ -135,12 +139,19 @@ impl Sequence {
                 logprob: None,
             });
         }
-        self.emit(Event::Done {
+        self.last = Some(Event::Done {
             finish,
             prompt_tokens: self.prompt_len,
             completion_tokens: self.generated,
         });
         After::Finished
+    }
+
+    /// Sends the held last event of a finished sequence.
+    pub fn send_last(&mut self) {
+        if let Some(e) = self.last.take() {
+            self.emit(e);
+        }
     }
 }
 

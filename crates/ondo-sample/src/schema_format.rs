@@ -162,7 +162,9 @@ impl FormatState {
                     0 => digit(1, 9),
                     _ => digit(0, 2),
                 };
-                self.month = self.tens * 10 + d;
+                if ok {
+                    self.month = self.tens * 10 + d;
+                }
                 ok
             }
             Slot::DayO => {
