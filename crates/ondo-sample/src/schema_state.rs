@@ -105,8 +105,8 @@ impl SchemaState {
         self.mode == Mode::Done
     }
 
-    /// Inside a free string (a value, or a key that no declared name matches any more) with
-    /// no escape or UTF-8 sequence under way: any plain text continues it.
+    /// Inside a free string (a value, or a key where other keys than the declared ones are
+    /// allowed) with no escape or UTF-8 sequence under way: any plain text continues it.
     pub(crate) fn in_plain_string(&self) -> bool {
         matches!(
             self.mode,
@@ -114,7 +114,6 @@ impl SchemaState {
                 escape: Escape::None,
                 continuation: 0
             } | Mode::KeyStr {
-                cand: 0,
                 free: true,
                 continuation: 0,
                 ..
@@ -464,10 +463,15 @@ impl SchemaState {
         } else {
             0
         };
-        let next = cand
-            & (0..props.len())
-                .filter(|&i| props[i].0.get(p) == Some(&b))
-                .fold(0u64, |m, i| m | 1 << i);
+        // Only the names still matching are looked at: most keys leave them at once.
+        let (mut next, mut left) = (0u64, cand);
+        while left != 0 {
+            let i = left.trailing_zeros() as usize;
+            left &= left - 1;
+            if props.get(i).and_then(|(name, _)| name.get(p)) == Some(&b) {
+                next |= 1 << i;
+            }
+        }
         if next == 0 && !free {
             return false;
         }
