@@ -605,23 +605,27 @@ impl JsonSampling {
     ) -> Result<u32, NoFittingToken> {
         self.unchanged.clear();
         self.unchanged.extend_from_slice(logits);
+        let picked = sampler.sample(logits);
+        // The usual case: the pick fits, and reading it once also advances the state.
+        if self.take(picked, true) {
+            return Ok(picked);
+        }
+        logits.copy_from_slice(&self.unchanged);
+        if self.mask(logits) == 0 {
+            return Err(NoFittingToken);
+        }
+        // Kept for the fallback below: the draw may apply penalties to `logits`.
+        self.unchanged.copy_from_slice(logits);
         let mut picked = sampler.sample(logits);
-        if !self.take(picked, false) {
-            logits.copy_from_slice(&self.unchanged);
-            if self.mask(logits) > 0 {
-                // Kept for the fallback below: the draw may apply penalties to `logits`.
-                self.unchanged.copy_from_slice(logits);
-                picked = sampler.sample(logits);
-                if !self.take(picked, false) {
-                    // The draw's own fallback can land on a masked token (rounding in its
-                    // cumulative sum): take the most likely token that fits.
-                    picked = crate::argmax(&self.unchanged);
-                }
+        if !self.take(picked, true) {
+            // The draw's own fallback can land on a masked token (rounding in its cumulative
+            // sum): take the most likely token that fits.
+            picked = crate::argmax(&self.unchanged);
+            if !self.take(picked, true) {
+                return Err(NoFittingToken);
             }
         }
-        self.take(picked, true)
-            .then_some(picked)
-            .ok_or(NoFittingToken)
+        Ok(picked)
     }
 }
 
