@@ -38,11 +38,11 @@ fn main() {
     let steps = args.get(1).copied().unwrap_or(64);
     let path = ondo_formats::testdata::cached_default_model().expect("run `ondo pull` first");
     let file = Arc::new(GgufFile::open(&path).unwrap());
-    let mut model = ondo_model::load_model(&file).unwrap();
-    model.numerics = match std::env::var("ONDO_NUMERICS").as_deref() {
+    let numerics = match std::env::var("ONDO_NUMERICS").as_deref() {
         Ok("llamacpp") => ondo_model::Numerics::LlamaCpp,
         _ => ondo_model::Numerics::BlockSums,
     };
+    let model = ondo_model::load_model_for(&file, numerics).unwrap();
     let model = Arc::new(model);
     let tok = Arc::new(ondo_text::tokenizer_from_gguf(file.metadata()).unwrap());
     let prompt = tok.encode("1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", true);

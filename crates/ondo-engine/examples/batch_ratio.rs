@@ -25,8 +25,7 @@ fn main() {
     }
     let path = ondo_formats::testdata::cached_default_model().expect("run `ondo pull` first");
     let file = Arc::new(GgufFile::open(&path).unwrap());
-    let mut model = ondo_model::load_model(&file).unwrap();
-    model.numerics = ondo_model::Numerics::BlockSums;
+    let model = ondo_model::load_model_for(&file, ondo_model::Numerics::BlockSums).unwrap();
     let tok = ondo_text::tokenizer_from_gguf(file.metadata()).unwrap();
     let prompt = tok.encode("1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", true);
     let ctx = prompt.len() + steps + 1;

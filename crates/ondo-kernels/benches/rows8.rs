@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ondo_kernels::rows8::{gemm_rows8, repack_rows8};
+use ondo_kernels::rows8::{gemm_rows8, repack_rows8, Layout};
 use ondo_kernels::rows8_sums::gemm_rows8_sums;
 use ondo_kernels::{quantize_q8, quantize_row, DType};
 
@@ -38,8 +38,9 @@ fn bench(c: &mut Criterion) {
     for w in [DType::Q4_1, DType::Q8_0] {
         let mut wb = vec![0u8; w.row_bytes(ROWS * COLS).unwrap()];
         quantize_row(w, &wv, &mut wb).unwrap();
+        let lay = Layout::new(w, ROWS, COLS, w == DType::Q4_1);
         let mut packed = vec![0u8; wb.len()];
-        repack_rows8(w, &wb, ROWS, COLS, &mut packed);
+        repack_rows8(lay, &wb, &mut packed);
         let mut g = c.benchmark_group(format!("{w} {ROWS}x{COLS}x{NTOK}"));
         g.throughput(Throughput::Elements((2 * ROWS * COLS * NTOK) as u64));
         g.sample_size(20)
@@ -48,9 +49,8 @@ fn bench(c: &mut Criterion) {
         g.bench_function("gemm_rows8 (ggml order)", |b| {
             b.iter(|| {
                 gemm_rows8(
-                    w,
+                    lay,
                     black_box(&packed),
-                    ROWS,
                     black_box(&xq),
                     NTOK,
                     &mut out,
@@ -61,9 +61,8 @@ fn bench(c: &mut Criterion) {
         g.bench_function("gemm_rows8_sums", |b| {
             b.iter(|| {
                 gemm_rows8_sums(
-                    w,
+                    lay,
                     black_box(&packed),
-                    ROWS,
                     black_box(&xq),
                     NTOK,
                     &mut out,

@@ -23,7 +23,8 @@ pub const GROUP_BLOCK_BYTES: usize = 8 * 18;
 /// [`crate::rows8`] layout.
 pub fn repack_q4_0x8(src: &[u8], rows: usize, cols: usize) -> Vec<u8> {
     let mut out = vec![0u8; src.len()];
-    crate::rows8::repack_rows8(crate::DType::Q4_0, src, rows, cols, &mut out);
+    let lay = crate::rows8::Layout::new(crate::DType::Q4_0, rows, cols, false);
+    crate::rows8::repack_rows8(lay, src, &mut out);
     out
 }
 

@@ -18,55 +18,58 @@
 
 use crate::q8::BlockQ8;
 use crate::q8_broadcast::BroadcastRows;
-use crate::rows8::{check_out, check_product, has_rows8, scatter, unpack_row};
+use std::ops::Range;
+
+use crate::rows8::{check_out, check_range, scatter, unpack_row, Layout};
 #[cfg(target_arch = "x86_64")]
 use crate::rows8_sums_avx2 as avx2;
 use crate::DType;
 
-/// `out[t * out_stride + r]` = row r · token t for `rows` rows (a multiple of 8) and `ntok`
-/// tokens (`xq`: ntok rows of blocks), with per-block integer sums.
+/// `out[t * out_stride + r]` = row r · token t for every row of the matrix `packed` (laid out
+/// as `lay`) and `ntok` tokens (`xq`: ntok rows of blocks), with per-block integer sums.
 pub fn gemm_rows8_sums(
-    w: DType,
+    lay: Layout,
     packed: &[u8],
-    rows: usize,
     xq: &[BlockQ8],
     ntok: usize,
     out: &mut [f32],
     out_stride: usize,
 ) {
-    check_out(out, rows, ntok, out_stride);
+    check_out(out, lay.rows(), ntok, out_stride);
     // SAFETY: `out` holds every element written (checked above) and is borrowed mutably.
-    unsafe { gemm_rows8_sums_raw(w, packed, rows, xq, ntok, out.as_mut_ptr(), out_stride) }
+    let o = out.as_mut_ptr();
+    unsafe { gemm_rows8_sums_raw(lay, packed, 0..lay.rows(), xq, ntok, o, out_stride) }
 }
 
-/// [`gemm_rows8_sums`] through a raw output pointer (see [`crate::rows8::gemm_rows8_raw`]).
+/// [`gemm_rows8_sums`] for the rows `rows` (multiples of 8) of the matrix, through a raw output
+/// pointer (see [`crate::rows8::gemm_rows8_raw`]).
 ///
 /// # Safety
-/// `out.add(t * out_stride + r)` for `t < ntok`, `r < rows` must be valid for writes, and no
-/// one else may access those elements during the call.
+/// `out.add(t * out_stride + r - rows.start)` for `t < ntok`, `r` in `rows` must be valid for
+/// writes, and no one else may access those elements during the call.
 pub unsafe fn gemm_rows8_sums_raw(
-    w: DType,
+    lay: Layout,
     packed: &[u8],
-    rows: usize,
+    rows: Range<usize>,
     xq: &[BlockQ8],
     ntok: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
-    assert!(has_rows8(w), "no rows8 layout for {w}");
-    let Some(blocks) = check_product(w, packed, rows, xq, ntok) else {
-        return;
-    };
-    #[cfg(target_arch = "x86_64")]
-    if crate::quant::avx2_available() {
-        // SAFETY: AVX2/FMA/F16C detected; packed and xq lengths checked above, out by the
-        // caller.
-        unsafe { avx2::gemm(w, packed, rows, blocks, xq, ntok, out, out_stride) };
+    if !check_range(lay, packed, &rows, xq, ntok) {
         return;
     }
-    let mut tile = vec![0.0f32; ntok * rows];
-    gemm_rows8_sums_reference(w, packed, rows, xq, ntok, &mut tile, rows);
-    scatter(&tile, rows, out, out_stride);
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx2_available() {
+        let groups = rows.start / 8..rows.end / 8;
+        // SAFETY: AVX2/FMA/F16C detected; packed, the range and xq checked above, out by the
+        // caller.
+        unsafe { avx2::gemm(packed.as_ptr(), lay, groups, xq, ntok, out, out_stride) };
+        return;
+    }
+    let mut tile = vec![0.0f32; ntok * rows.len()];
+    reference_rows(lay, packed, rows.clone(), xq, ntok, &mut tile, rows.len());
+    scatter(&tile, rows.len(), out, out_stride);
 }
 
 /// [`gemm_rows8_sums_raw`] for activations `xq` that the caller also laid out in broadcast
@@ -77,54 +80,65 @@ pub unsafe fn gemm_rows8_sums_raw(
 /// As [`gemm_rows8_sums_raw`] with `ntok = xb.ntok()`; `xb` is a valid handle whose rows
 /// were filled from `xq` and are not written during the call.
 pub unsafe fn gemm_rows8_sums_prepared_raw(
-    w: DType,
+    lay: Layout,
     packed: &[u8],
-    rows: usize,
+    rows: Range<usize>,
     xq: &[BlockQ8],
     xb: BroadcastRows,
     out: *mut f32,
     out_stride: usize,
 ) {
-    assert!(has_rows8(w), "no rows8 layout for {w}");
     let ntok = xb.ntok();
-    let Some(blocks) = check_product(w, packed, rows, xq, ntok) else {
+    if !check_range(lay, packed, &rows, xq, ntok) {
         return;
-    };
+    }
     assert_eq!(
         xb.blocks(),
-        blocks,
+        lay.blocks(),
         "broadcast activations of another width"
     );
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
-        // SAFETY: AVX2/FMA/F16C detected; packed checked above, xb's shape asserted, out by
-        // the caller.
-        unsafe { avx2::gemm_prepared(w, packed, rows, xq, xb, out, out_stride) };
+        let groups = rows.start / 8..rows.end / 8;
+        // SAFETY: AVX2/FMA/F16C detected; packed and the range checked above, xb's shape
+        // asserted, out by the caller.
+        unsafe { avx2::gemm_prepared(packed.as_ptr(), lay, groups, xq, xb, out, out_stride) };
         return;
     }
     // SAFETY: as this function's.
-    unsafe { gemm_rows8_sums_raw(w, packed, rows, xq, ntok, out, out_stride) }
+    unsafe { gemm_rows8_sums_raw(lay, packed, rows, xq, ntok, out, out_stride) }
 }
 
 /// The scalar twin of [`gemm_rows8_sums`]: the same values, bit for bit.
 pub fn gemm_rows8_sums_reference(
-    w: DType,
+    lay: Layout,
     packed: &[u8],
-    rows: usize,
     xq: &[BlockQ8],
     ntok: usize,
     out: &mut [f32],
     out_stride: usize,
 ) {
-    assert!(has_rows8(w), "no rows8 layout for {w}");
-    check_out(out, rows, ntok, out_stride);
-    let Some(blocks) = check_product(w, packed, rows, xq, ntok) else {
-        return;
-    };
+    check_out(out, lay.rows(), ntok, out_stride);
+    if check_range(lay, packed, &(0..lay.rows()), xq, ntok) {
+        reference_rows(lay, packed, 0..lay.rows(), xq, ntok, out, out_stride);
+    }
+}
+
+/// The scalar products of rows `rows` (checked) into `out[t * out_stride + r - rows.start]`.
+fn reference_rows(
+    lay: Layout,
+    packed: &[u8],
+    rows: Range<usize>,
+    xq: &[BlockQ8],
+    ntok: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let (w, blocks) = (lay.dtype(), lay.blocks());
     let bb = w.block_bytes();
     let mut row = vec![0u8; blocks * bb];
-    for r in 0..rows {
-        unpack_row(w, packed, blocks * 32, r, &mut row);
+    for r in rows.clone() {
+        unpack_row(lay, packed, r, &mut row);
         for t in 0..ntok {
             let mut acc = 0.0f32;
             for (j, b) in row.chunks_exact(bb).enumerate() {
@@ -150,7 +164,7 @@ pub fn gemm_rows8_sums_reference(
                     acc = mw.mul_add(x.s, acc);
                 }
             }
-            out[t * out_stride + r] = acc;
+            out[t * out_stride + r - rows.start] = acc;
         }
     }
 }
@@ -169,7 +183,11 @@ mod tests {
 
     #[test]
     fn simd_equals_the_scalar_twin_and_each_token_is_batch_independent() {
-        for w in [DType::Q4_1, DType::Q8_0] {
+        for (w, strips) in [
+            (DType::Q4_1, true),
+            (DType::Q4_1, false),
+            (DType::Q8_0, false),
+        ] {
             for (rows, cols, ntok) in [
                 (8, 32, 1),
                 (16, 96, 5),
@@ -186,15 +204,16 @@ mod tests {
                 for (s, d) in vals.chunks_exact(cols).zip(plain.chunks_exact_mut(rb)) {
                     crate::quantize_row(w, s, d).unwrap();
                 }
+                let lay = Layout::new(w, rows, cols, strips);
                 let mut packed = vec![0u8; plain.len()];
-                repack_rows8(w, &plain, rows, cols, &mut packed);
+                repack_rows8(lay, &plain, &mut packed);
                 let x: Vec<f32> = (0..ntok * cols).map(|_| lcg(&mut seed) * 10.0).collect();
                 let mut xq = Vec::new();
                 crate::quantize_q8(&x, &mut xq);
                 let mut fast = vec![0.0f32; ntok * rows];
                 let mut slow = vec![0.0f32; ntok * rows];
-                gemm_rows8_sums(w, &packed, rows, &xq, ntok, &mut fast, rows);
-                gemm_rows8_sums_reference(w, &packed, rows, &xq, ntok, &mut slow, rows);
+                gemm_rows8_sums(lay, &packed, &xq, ntok, &mut fast, rows);
+                gemm_rows8_sums_reference(lay, &packed, &xq, ntok, &mut slow, rows);
                 assert_eq!(fast, slow, "{w} {rows}x{cols} x{ntok}");
                 // laid out once for many calls: the same values
                 let mut xb = crate::q8_broadcast::Q8Broadcast::default();
@@ -204,15 +223,37 @@ mod tests {
                 // was just filled from `xq`.
                 unsafe {
                     let o = prepared.as_mut_ptr();
-                    gemm_rows8_sums_prepared_raw(w, &packed, rows, &xq, xbr, o, rows);
+                    gemm_rows8_sums_prepared_raw(lay, &packed, 0..rows, &xq, xbr, o, rows);
                 }
                 assert_eq!(prepared, slow, "{w} {rows}x{cols} x{ntok} prepared");
+                // any range of whole groups, across super-groups too, gives its rows' values
+                for range in [8..rows, 0..rows - 8, 120..136, 128..rows, 8..16] {
+                    if range.end > rows || range.is_empty() {
+                        continue;
+                    }
+                    let len = range.len();
+                    let mut part = vec![f32::NAN; ntok * len];
+                    let mut part_prepared = vec![f32::NAN; ntok * len];
+                    // SAFETY: both buffers hold ntok rows of `len` and are borrowed mutably.
+                    unsafe {
+                        let (o, op) = (part.as_mut_ptr(), part_prepared.as_mut_ptr());
+                        gemm_rows8_sums_raw(lay, &packed, range.clone(), &xq, ntok, o, len);
+                        let r = range.clone();
+                        gemm_rows8_sums_prepared_raw(lay, &packed, r, &xq, xbr, op, len);
+                    }
+                    for t in 0..ntok {
+                        let want = &slow[t * rows + range.start..t * rows + range.end];
+                        assert_eq!(&part[t * len..(t + 1) * len], want, "{w} {range:?} t {t}");
+                        let got = &part_prepared[t * len..(t + 1) * len];
+                        assert_eq!(got, want, "{w} {range:?} t {t} prepared");
+                    }
+                }
                 // every token alone gives what it gets in the batch
                 let blocks = cols / 32;
                 for t in 0..ntok {
                     let mut one = vec![0.0f32; rows];
                     let xt = &xq[t * blocks..(t + 1) * blocks];
-                    gemm_rows8_sums(w, &packed, rows, xt, 1, &mut one, rows);
+                    gemm_rows8_sums(lay, &packed, xt, 1, &mut one, rows);
                     assert_eq!(one, fast[t * rows..(t + 1) * rows], "{w} token {t}");
                 }
                 // and it is ggml's dot up to rounding

@@ -10,24 +10,23 @@
 //!
 //! The Q4_1 broadcast pass keeps a block's unpacked weights in registers for the tile's tokens
 //! and reads the activations as memory operands (no broadcast per row group). Its
-//! accumulators live in a small array: a strip of [`SB`] blocks (the tile's activations for it
-//! stay in L1) is applied to up to [`GS`] row groups before the next strip.
+//! accumulators live in a small array: a strip of blocks (the tile's activations for it stay in
+//! L1) is applied to the row groups of a super-group before the next strip, which is the order
+//! of Q4_1's layout ([`crate::rows8`]), so the weights stream in address order.
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use crate::q8::BlockQ8;
 use crate::q8_broadcast::{BroadcastBlock, BroadcastRows, TILE};
+use crate::rows8::{Layout, SUPER_GROUPS};
 use crate::DType;
 
 const Q4_1: u8 = 1;
 const Q8_0: u8 = 2;
-/// Row groups sharing one strip of activations.
-const GS: usize = 16;
-/// Blocks per strip: a tile's activations for a strip take `SB * TILE * 320` bytes (10 KB).
-const SB: usize = 4;
 
 const fn gbb(k: u8) -> usize {
     if k == Q4_1 {
@@ -37,32 +36,55 @@ const fn gbb(k: u8) -> usize {
     }
 }
 
-/// `out[t * out_stride + r]` for `ntok` tokens of `xq`.
+/// `out[t * out_stride + 8 * (g - groups.start) + lane]` for the row groups `groups` of the
+/// matrix at `packed` (laid out as `lay`) and `ntok` tokens of `xq`.
 ///
 /// # Safety
-/// AVX2/FMA/F16C; `packed` holds `rows / 8` groups of `blocks` blocks of `w`, `xq` `ntok *
-/// blocks` blocks, and `out` every element written, which no one else accesses meanwhile.
+/// AVX2/FMA/F16C; `packed` holds the whole matrix `lay` describes, `groups` lies in it, `xq`
+/// holds `ntok * lay.blocks()` blocks, and `out` every element written, which no one else
+/// accesses meanwhile.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemm(
-    w: DType,
-    packed: &[u8],
-    rows: usize,
-    blocks: usize,
+    packed: *const u8,
+    lay: Layout,
+    groups: Range<usize>,
     xq: &[BlockQ8],
     ntok: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
-    let q41 = w == DType::Q4_1;
-    let gb = if q41 { gbb(Q4_1) } else { gbb(Q8_0) };
-    for g in 0..rows / 8 {
-        let (wg, o) = (packed.as_ptr().add(g * blocks * gb), out.add(8 * g));
+    let q41 = lay.dtype() == DType::Q4_1;
+    if ntok == 1 && lay.in_strips() {
+        // in the layout's order: decoding streams the weights once
+        for sg in Layout::super_groups(groups.clone()) {
+            let mut acc = [_mm256_setzero_ps(); SUPER_GROUPS];
+            for k in 0..lay.strips() {
+                for (a, g) in acc.iter_mut().zip(sg.clone()) {
+                    let ws = packed.add(lay.strip(g, k));
+                    *a = one_token::<Q4_1>(ws, lay.strip_blocks(k), xq, *a);
+                }
+            }
+            for (a, g) in acc.iter().zip(sg.clone()) {
+                _mm256_storeu_ps(out.add(8 * (g - groups.start)), *a);
+            }
+        }
+        return;
+    }
+    let all = 0..lay.blocks();
+    for g in groups.clone() {
+        let o = out.add(8 * (g - groups.start));
         match (q41, ntok) {
-            (true, 1) => _mm256_storeu_ps(o, one_token::<Q4_1>(wg, blocks, xq)),
-            (false, 1) => _mm256_storeu_ps(o, one_token::<Q8_0>(wg, blocks, xq)),
-            (true, _) => direct::<Q4_1>(wg, blocks, xq, ntok, o, out_stride),
-            (false, _) => direct::<Q8_0>(wg, blocks, xq, ntok, o, out_stride),
+            (true, 1) => {
+                let a = one_token::<Q4_1>(packed.add(lay.block(g, 0)), all.clone(), xq, zero());
+                _mm256_storeu_ps(o, a);
+            }
+            (false, 1) => {
+                let a = one_token::<Q8_0>(packed.add(lay.block(g, 0)), all.clone(), xq, zero());
+                _mm256_storeu_ps(o, a);
+            }
+            (true, _) => direct::<Q4_1>(packed, lay, g, xq, ntok, o, out_stride),
+            (false, _) => direct::<Q8_0>(packed, lay, g, xq, ntok, o, out_stride),
         }
     }
 }
@@ -73,21 +95,22 @@ pub(crate) unsafe fn gemm(
 /// broadcasting from `xq` in the loop (measured).
 ///
 /// # Safety
-/// As [`gemm`], with `xb` a valid handle to `ntok` rows of `blocks` blocks filled from `xq`,
-/// which no one writes meanwhile.
+/// As [`gemm`], with `xb` a valid handle to `ntok` rows of `lay.blocks()` blocks filled from
+/// `xq`, which no one writes meanwhile.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemm_prepared(
-    w: DType,
-    packed: &[u8],
-    rows: usize,
+    packed: *const u8,
+    lay: Layout,
+    groups: Range<usize>,
     xq: &[BlockQ8],
     xb: BroadcastRows,
     out: *mut f32,
     out_stride: usize,
 ) {
-    let (ntok, blocks) = (xb.ntok(), xb.blocks());
-    if w != DType::Q4_1 {
-        gemm(w, packed, rows, blocks, xq, ntok, out, out_stride);
+    let ntok = xb.ntok();
+    if lay.dtype() != DType::Q4_1 {
+        gemm(packed, lay, groups, xq, ntok, out, out_stride);
         return;
     }
     for tile in 0..ntok.div_ceil(TILE) {
@@ -95,18 +118,28 @@ pub(crate) unsafe fn gemm_prepared(
         let n = (ntok - t0).min(TILE);
         let e = xb.tile(tile);
         let o = out.add(t0 * out_stride);
-        tile_pass(packed, rows / 8, blocks, e, n, o, out_stride);
+        tile_pass(packed, lay, groups.clone(), e, n, o, out_stride);
     }
 }
 
-/// 8 rows (lane = row) × one token, prefetching the weights (decoding streams them once).
 #[inline(always)]
-unsafe fn one_token<const K: u8>(wg: *const u8, blocks: usize, xq: &[BlockQ8]) -> __m256 {
-    let mut acc = _mm256_setzero_ps();
+unsafe fn zero() -> __m256 {
+    _mm256_setzero_ps()
+}
+
+/// 8 rows (lane = row) × one token: the blocks `js` of a row group, which follow one another
+/// from `ws` on, added to `acc`; prefetching the weights (decoding streams them once).
+#[inline(always)]
+unsafe fn one_token<const K: u8>(
+    ws: *const u8,
+    js: Range<usize>,
+    xq: &[BlockQ8],
+    mut acc: __m256,
+) -> __m256 {
     let ones = _mm256_set1_epi16(1);
     let low = _mm256_set1_epi8(0x0F);
-    for (j, x) in xq[..blocks].iter().enumerate() {
-        let o = wg.add(j * gbb(K));
+    for (jj, x) in xq[js].iter().enumerate() {
+        let o = ws.add(jj * gbb(K));
         crate::quant::prefetch_ahead(o, gbb(K));
         let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
         let y = x.qs.as_ptr() as *const i32;
@@ -143,68 +176,56 @@ unsafe fn one_token<const K: u8>(wg: *const u8, blocks: usize, xq: &[BlockQ8]) -
     acc
 }
 
-/// All `groups` row groups × the `n` (≤ [`TILE`]) tokens of one broadcast tile `xb`, Q4_1.
+/// The row groups `groups` × the `n` (≤ [`TILE`]) tokens of one broadcast tile `xb`, Q4_1:
+/// super-group by super-group, strip by strip (the layout's order, see [`crate::rows8`]).
 #[inline(always)]
 unsafe fn tile_pass(
-    packed: &[u8],
-    groups: usize,
-    blocks: usize,
+    packed: *const u8,
+    lay: Layout,
+    groups: Range<usize>,
     xb: *const BroadcastBlock,
     n: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
-    const GBB: usize = gbb(Q4_1);
     // Left uninitialized: zeroing all of it would cost a 4 KB memset per call.
-    let mut acc = [[MaybeUninit::<__m256>::uninit(); TILE]; GS];
-    let mut g0 = 0;
-    while g0 < groups {
-        let gn = (groups - g0).min(GS);
+    let mut acc = [[MaybeUninit::<__m256>::uninit(); TILE]; SUPER_GROUPS];
+    for sg in Layout::super_groups(groups.clone()) {
+        let (g0, gn) = (sg.start, sg.len());
         for a in &mut acc[..gn] {
             for v in &mut a[..n] {
                 v.write(_mm256_setzero_ps());
             }
         }
-        let mut j0 = 0;
-        while j0 < blocks {
-            let jn = (blocks - j0).min(SB);
+        for k in 0..lay.strips() {
+            let js = lay.strip_blocks(k);
             for (gi, a) in acc[..gn].iter_mut().enumerate() {
-                let wg = packed.as_ptr().add((g0 + gi) * blocks * GBB);
-                // The groups are read strip by strip, too many streams for the hardware
-                // prefetcher: ask for this group's next strip (or, after the last one, the
-                // first strip of the group as far ahead in the next chunk).
-                let next = if j0 + jn < blocks {
-                    wg.wrapping_add((j0 + jn) * GBB)
-                } else {
-                    wg.wrapping_add(GS * blocks * GBB)
-                };
-                crate::quant::prefetch(next, SB * GBB);
-                strip(wg, j0..j0 + jn, xb, n, a.as_mut_ptr() as *mut __m256);
+                let ws = packed.add(lay.strip(g0 + gi, k));
+                strip(ws, js.clone(), xb, n, a.as_mut_ptr() as *mut __m256);
             }
-            j0 += jn;
         }
         for (gi, a) in acc[..gn].iter().enumerate() {
+            let o = out.add(8 * (g0 + gi - groups.start));
             for (k, v) in a[..n].iter().enumerate() {
-                _mm256_storeu_ps(out.add(k * out_stride + 8 * (g0 + gi)), v.assume_init());
+                _mm256_storeu_ps(o.add(k * out_stride), v.assume_init());
             }
         }
-        g0 += gn;
     }
 }
 
-/// Q4_1 blocks `js` of one row group (`wg`) into the accumulators of the tile's `n` tokens
-/// (`acc[..n]`, initialized).
+/// Q4_1 blocks `js` (one strip, at `ws`) of one row group into the accumulators of the
+/// tile's `n` tokens (`acc[..n]`, initialized).
 #[inline(always)]
 unsafe fn strip(
-    wg: *const u8,
-    js: std::ops::Range<usize>,
+    ws: *const u8,
+    js: Range<usize>,
     xb: *const BroadcastBlock,
     n: usize,
     acc: *mut __m256,
 ) {
     let low = _mm256_set1_epi8(0x0F);
-    for j in js {
-        let o = wg.add(j * gbb(Q4_1));
+    for (jj, j) in js.enumerate() {
+        let o = ws.add(jj * gbb(Q4_1));
         let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
         let mw = _mm256_cvtph_ps(_mm_loadu_si128(o.add(16) as *const __m128i));
         let xj = xb.add(j * TILE);
@@ -228,13 +249,14 @@ unsafe fn strip(
     }
 }
 
-/// One row group (`wg`, lane = row) × `ntok` tokens of `xq`, broadcasting the activations in
+/// One row group (`g`, lane = row) × `ntok` tokens of `xq`, broadcasting the activations in
 /// the loop: a block's weights are unpacked once per tile of [`TILE`] tokens, whose
 /// accumulators live in a small array. Writes `out[t * out_stride + lane]`.
 #[inline(always)]
 unsafe fn direct<const K: u8>(
-    wg: *const u8,
-    blocks: usize,
+    p: *const u8,
+    lay: Layout,
+    g: usize,
     xq: &[BlockQ8],
     ntok: usize,
     out: *mut f32,
@@ -242,13 +264,19 @@ unsafe fn direct<const K: u8>(
 ) {
     let ones = _mm256_set1_epi16(1);
     let low = _mm256_set1_epi8(0x0F);
+    let blocks = lay.blocks();
     let mut t0 = 0;
     while t0 < ntok {
         let n = (ntok - t0).min(TILE);
         let mut acc = [_mm256_setzero_ps(); TILE];
         let x0 = xq[t0 * blocks..(t0 + n) * blocks].as_ptr();
+        let gb = lay.group(g);
         for j in 0..blocks {
-            let o = wg.add(j * gbb(K));
+            let o = if lay.in_strips() {
+                p.add(gb.at(j))
+            } else {
+                p.add(lay.block(g, 0) + j * gbb(K))
+            };
             crate::quant::prefetch_ahead(o, gbb(K));
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
             if K == Q4_1 {

@@ -215,15 +215,22 @@ fn q4_0x8_repacked_products_equal_their_twin_and_the_plain_rows() {
 
 #[test]
 fn rows8_products_equal_dot_q8_bit_for_bit() {
-    use ondo_kernels::rows8::{gemm_rows8, repack_rows8, unpack_row};
+    use ondo_kernels::rows8::{gemm_rows8, repack_rows8, unpack_row, Layout};
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    for w in [DType::Q4_1, DType::Q8_0] {
+    for (w, strips) in [
+        (DType::Q4_1, true),
+        (DType::Q4_1, false),
+        (DType::Q8_0, false),
+    ] {
         for (rows, blocks, ntok) in [
             (8usize, 1usize, 1usize),
             (16, 3, 5),
             (24, 18, 3),
             (8, 48, 4),
             (40, 5, 13),
+            // Q4_1's super-groups of 16 groups, the last one partial, and a partial strip
+            (136, 18, 3),
+            (264, 5, 2),
         ] {
             let n = blocks * 32;
             let rb = w.row_bytes(n).unwrap();
@@ -234,11 +241,12 @@ fn rows8_products_equal_dot_q8_bit_for_bit() {
                     .collect();
                 quantize_row(w, &wv, &mut plain[r * rb..(r + 1) * rb]).unwrap();
             }
+            let lay = Layout::new(w, rows, n, strips);
             let mut packed = vec![0u8; plain.len()];
-            repack_rows8(w, &plain, rows, n, &mut packed);
+            repack_rows8(lay, &plain, &mut packed);
             let mut back = vec![0u8; rb];
             for r in 0..rows {
-                unpack_row(w, &packed, n, r, &mut back);
+                unpack_row(lay, &packed, r, &mut back);
                 assert_eq!(back, plain[r * rb..(r + 1) * rb], "{w} unpack row {r}");
             }
             let mut xq = Vec::new();
@@ -253,7 +261,7 @@ fn rows8_products_equal_dot_q8_bit_for_bit() {
             }
             let stride = rows + 5;
             let mut out = vec![-1.0f32; ntok * stride];
-            gemm_rows8(w, &packed, rows, &xq, ntok, &mut out, stride);
+            gemm_rows8(lay, &packed, &xq, ntok, &mut out, stride);
             for t in 0..ntok {
                 let x = &xq[t * blocks..(t + 1) * blocks];
                 for r in 0..rows {
@@ -275,7 +283,7 @@ fn rows8_products_equal_dot_q8_bit_for_bit() {
 
 #[test]
 fn q4_0_shares_the_eight_row_layout_and_unpacks_back() {
-    use ondo_kernels::rows8::{repack_rows8, unpack_row};
+    use ondo_kernels::rows8::{repack_rows8, unpack_row, Layout};
     let mut rng = Rng(0x0123_4567_89ab_cdef);
     let (rows, n) = (16usize, 96usize);
     let rb = DType::Q4_0.row_bytes(n).unwrap();
@@ -284,12 +292,13 @@ fn q4_0_shares_the_eight_row_layout_and_unpacks_back() {
         let wv: Vec<f32> = (0..n).map(|_| rng.f()).collect();
         quantize_row(DType::Q4_0, &wv, &mut plain[r * rb..(r + 1) * rb]).unwrap();
     }
+    let lay = Layout::new(DType::Q4_0, rows, n, false);
     let mut packed = vec![0u8; plain.len()];
-    repack_rows8(DType::Q4_0, &plain, rows, n, &mut packed);
+    repack_rows8(lay, &plain, &mut packed);
     assert_eq!(packed, ondo_kernels::q4_0x8::repack_q4_0x8(&plain, rows, n));
     let mut back = vec![0u8; rb];
     for r in 0..rows {
-        unpack_row(DType::Q4_0, &packed, n, r, &mut back);
+        unpack_row(lay, &packed, r, &mut back);
         assert_eq!(back, plain[r * rb..(r + 1) * rb], "row {r}");
     }
 }

@@ -27,5 +27,5 @@ pub use config::{LlamaConfig, Numerics, RopeScaling};
 pub use error::ModelError;
 pub use kv::KvCache;
 pub use llama::{LayerWeights, LlamaModel, Logits, SeqInput};
-pub use registry::{load_model, SUPPORTED_ARCHITECTURES};
+pub use registry::{load_model, load_model_for, SUPPORTED_ARCHITECTURES};
 pub use weights::QWeight;

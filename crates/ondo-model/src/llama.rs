@@ -64,7 +64,11 @@ pub enum Logits {
 }
 
 impl LlamaModel {
-    pub fn from_gguf(file: &Arc<GgufFile>, arch: &str) -> Result<LlamaModel, ModelError> {
+    pub fn from_gguf(
+        file: &Arc<GgufFile>,
+        arch: &str,
+        numerics: Numerics,
+    ) -> Result<LlamaModel, ModelError> {
         let t = TensorLoader { file };
         let embd = file
             .tensor("token_embd.weight")
@@ -126,7 +130,7 @@ impl LlamaModel {
                     &mut l.w_down,
                 ]);
             }
-            crate::weights::prepare_all(all)?;
+            crate::weights::prepare_all(all, numerics == Numerics::BlockSums)?;
         }
         if tied {
             // The lookups then read the same resident copy.
@@ -135,7 +139,7 @@ impl LlamaModel {
         Ok(LlamaModel {
             output_norm: t.vector("output_norm.weight", dim)?,
             rope: Rope::new(&config),
-            numerics: Numerics::default(),
+            numerics,
             config,
             token_embd,
             layers,

@@ -4,13 +4,19 @@ use std::sync::Arc;
 
 use ondo_formats::GgufFile;
 
-use crate::{LlamaModel, ModelError};
+use crate::{LlamaModel, ModelError, Numerics};
 
 /// Architectures whose GGUF tensors follow the Llama layout.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
 
-/// Builds the model a GGUF file describes.
+/// Builds the model a GGUF file describes, with the default numerics (llama.cpp's).
 pub fn load_model(file: &Arc<GgufFile>) -> Result<LlamaModel, ModelError> {
+    load_model_for(file, Numerics::default())
+}
+
+/// [`load_model`] for `numerics`, with the weights laid out for its products (another
+/// numerics set later computes the same values, at the speed of that layout).
+pub fn load_model_for(file: &Arc<GgufFile>, numerics: Numerics) -> Result<LlamaModel, ModelError> {
     let arch = file
         .metadata()
         .get_str("general.architecture")?
@@ -21,5 +27,5 @@ pub fn load_model(file: &Arc<GgufFile>) -> Result<LlamaModel, ModelError> {
             SUPPORTED_ARCHITECTURES.join(", "),
         ));
     }
-    LlamaModel::from_gguf(file, arch)
+    LlamaModel::from_gguf(file, arch, numerics)
 }

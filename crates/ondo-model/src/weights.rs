@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use ondo_formats::{GgufFile, TensorInfo};
+use ondo_kernels::rows8::Layout;
 use ondo_kernels::DType;
 
 use crate::lora::LoraDelta;
@@ -16,6 +17,7 @@ struct Packed {
     map: Arc<memmap2::Mmap>,
     start: usize,
     len: usize,
+    layout: Layout,
 }
 
 thread_local! {
@@ -103,7 +105,7 @@ impl QWeight {
     /// (`Numerics::Exact`). (Huge pages were tried: direct compaction made loading seconds
     /// slower on a fragmented machine for a few percent of decode speed.)
     pub fn prepare_for_cpu(&mut self) -> Result<(), ModelError> {
-        prepare_all(vec![self])
+        prepare_all(vec![self], false)
     }
 
     fn repackable(&self) -> bool {
@@ -115,19 +117,38 @@ impl QWeight {
             && self.packed.is_none()
     }
 
+    /// The layout [`QWeight::prepare_for_cpu`] (or the model's loading) gives this matrix:
+    /// Q4_1 in strips if `strips`.
+    fn layout(&self, strips: bool) -> Layout {
+        Layout::new(
+            self.dtype,
+            self.rows,
+            self.cols,
+            strips && self.dtype == DType::Q4_1,
+        )
+    }
+
     /// Repacks into `dst` in chunks of rows, each chunk's source pages released as soon as it
     /// is copied, so the resident set never holds a whole matrix twice. (A group of 8
-    /// repacked rows occupies the same byte range as the 8 plain rows.)
-    fn repack_into(&self, dst: &mut [u8]) {
+    /// repacked rows occupies the same byte range as the 8 plain rows, and a chunk of whole
+    /// Q4_1 super-groups the same range as its rows, laid out as a matrix of its own.)
+    fn repack_into(&self, dst: &mut [u8], strips: bool) {
         let src = self.bytes();
         let row_len = self.row_bytes();
-        let chunk_rows = ((4 << 20) / row_len.max(1)).max(8) / 8 * 8;
+        let unit = 8 * ondo_kernels::rows8::SUPER_GROUPS;
+        let chunk_rows = ((4 << 20) / row_len.max(1)).max(unit) / unit * unit;
         let mut r0 = 0;
         while r0 < self.rows {
             let r1 = (r0 + chunk_rows).min(self.rows);
             let range = r0 * row_len..r1 * row_len;
             let (s, d) = (&src[range.clone()], &mut dst[range.clone()]);
-            ondo_kernels::rows8::repack_rows8(self.dtype, s, r1 - r0, self.cols, d);
+            let lay = Layout::new(
+                self.dtype,
+                r1 - r0,
+                self.cols,
+                self.layout(strips).in_strips(),
+            );
+            ondo_kernels::rows8::repack_rows8(lay, s, d);
             if let Storage::Mapped { file, index } = &self.storage {
                 file.release_tensor_range(&file.tensors()[*index], range.start, range.len());
             }
@@ -143,6 +164,11 @@ impl QWeight {
             .map(|p| &p.map[p.start..p.start + p.len])
     }
 
+    /// How [`QWeight::packed`]'s rows are laid out.
+    pub fn packed_layout(&self) -> Option<Layout> {
+        self.packed.as_ref().map(|p| p.layout)
+    }
+
     pub fn row_bytes(&self) -> usize {
         self.bytes().len() / self.rows.max(1)
     }
@@ -152,11 +178,11 @@ impl QWeight {
     /// each looked-up row back in).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let rb = self.row_bytes();
-        if let Some(p) = self.packed() {
+        if let (Some(p), Some(lay)) = (self.packed(), self.packed_layout()) {
             return ROW.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 buf.resize(rb, 0);
-                ondo_kernels::rows8::unpack_row(self.dtype, p, self.cols, r, &mut buf);
+                ondo_kernels::rows8::unpack_row(lay, p, r, &mut buf);
                 ondo_kernels::dequantize_row(self.dtype, &buf, out);
             });
         }
@@ -240,8 +266,9 @@ impl TensorLoader<'_> {
 
 /// Readies every given weight ([`QWeight::prepare_for_cpu`]): the repacked copies share one
 /// anonymous map, populated in one go; whole matrices are shared among the pool's threads,
-/// largest first.
-pub(crate) fn prepare_all(mut ws: Vec<&mut QWeight>) -> Result<(), ModelError> {
+/// largest first. Q4_1 matrices are laid out in strips if `strips` (what the batched
+/// products of `Numerics::BlockSums` read fastest; see `ondo_kernels::rows8`).
+pub(crate) fn prepare_all(mut ws: Vec<&mut QWeight>, strips: bool) -> Result<(), ModelError> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     ws.retain(|w| w.repackable());
@@ -275,7 +302,7 @@ pub(crate) fn prepare_all(mut ws: Vec<&mut QWeight>) -> Result<(), ModelError> {
             let Some(job) = jobs.get(i) else { break };
             let mut job = job.lock().unwrap_or_else(|e| e.into_inner());
             let (w, dst) = &mut *job;
-            w.repack_into(dst);
+            w.repack_into(dst, strips);
         });
         let weights: Vec<&mut QWeight> = jobs
             .into_iter()
@@ -287,6 +314,7 @@ pub(crate) fn prepare_all(mut ws: Vec<&mut QWeight>) -> Result<(), ModelError> {
                 map: Arc::clone(&map),
                 start,
                 len,
+                layout: w.layout(strips),
             });
         }
     }

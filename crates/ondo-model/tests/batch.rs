@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ondo_formats::GgufFile;
-use ondo_model::{load_model, LlamaModel, Logits, Numerics, SeqInput};
+use ondo_model::{load_model, load_model_for, LlamaModel, Logits, Numerics, SeqInput};
 
 /// Three prompts of different lengths, each fed as (prefill, then decode tokens).
 fn prompts(n_vocab: u32) -> Vec<Vec<u32>> {
@@ -101,9 +101,13 @@ fn batched_sequences_match_each_run_alone() {
     if let Some(path) = ondo_formats::testdata::cached_default_model() {
         let mut model = load_model(&Arc::new(GgufFile::open(&path).unwrap())).unwrap();
         check(&model, "default model");
-        // the server's numerics: block sums at every token count, batch-independent too
+        // the server's numerics: block sums at every token count, batch-independent too, in
+        // the CLI's layout and in the one the server loads (Q4_1 in strips)
         model.numerics = Numerics::BlockSums;
         check(&model, "default model, block sums");
+        let file = Arc::new(GgufFile::open(&path).unwrap());
+        let served = load_model_for(&file, Numerics::BlockSums).unwrap();
+        check(&served, "default model, block sums, strips");
     }
 }
 

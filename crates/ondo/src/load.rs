@@ -36,13 +36,19 @@ pub fn open_file(path: &Path) -> Result<Arc<GgufFile>> {
 
 /// Opens the file and builds model, tokenizer and template.
 pub fn load(path: &Path) -> Result<Loaded> {
+    load_for(path, ondo_model::Numerics::default())
+}
+
+/// [`load`] for the products of `numerics` (the server's `BlockSums` lays its weights out
+/// for batches).
+pub fn load_for(path: &Path, numerics: ondo_model::Numerics) -> Result<Loaded> {
     let t0 = Instant::now();
     let file = open_file(path)?;
     let ctx = || format!("cannot load '{}'", path.display());
     // The tokenizer is built on its own thread while the model's weights are readied.
     let (model, tokenizer) = std::thread::scope(|s| {
         let tok = s.spawn(|| tokenizer_from(file.metadata()));
-        let model = ondo_model::load_model(&file);
+        let model = ondo_model::load_model_for(&file, numerics);
         let tokenizer = tok
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the tokenizer builder panicked")));

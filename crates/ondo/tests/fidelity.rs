@@ -97,9 +97,14 @@ fn teacher_forced_top1_agrees_with_llama_cpp() {
         return;
     };
     top1_agreement(&model, "llama.cpp numerics");
-    // The server's block sums round differently: they must agree as well.
+    // The server's block sums round differently: they must agree as well, in the layout the
+    // server loads (Q4_1 in strips) and in the CLI's.
     model.numerics = ondo_model::Numerics::BlockSums;
     top1_agreement(&model, "block sums");
+    let path = model_path().expect("loaded above");
+    let file = Arc::new(GgufFile::open(&path).unwrap());
+    let served = ondo_model::load_model_for(&file, ondo_model::Numerics::BlockSums).unwrap();
+    top1_agreement(&served, "block sums, the server's layout");
 }
 
 fn top1_agreement(model: &LlamaModel, what: &str) {

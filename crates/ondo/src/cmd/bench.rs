@@ -23,7 +23,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let path = store::resolve_model(a.model.model.as_deref())?;
     let t0 = Instant::now();
-    let mut l = load::load(&path)?;
+    let numerics = if a.parallel.is_some() {
+        ondo_model::Numerics::BlockSums
+    } else {
+        ondo_model::Numerics::default()
+    };
+    let l = load::load_for(&path, numerics)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let c = &l.model.config;
     let needed = a.depth.saturating_add(a.prompt).saturating_add(a.n_gen);
@@ -43,9 +48,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let seqs = a.parallel.map_or(1, usize::from);
     let lower = "lower --parallel, --depth, -p or -n";
     super::check_kv_memory(c, seqs, needed.max(1), lower)?;
-    if a.parallel.is_some() {
-        l.model.numerics = ondo_model::Numerics::BlockSums;
-    }
     let mut kvs = (0..seqs)
         .map(|_| l.model.new_cache(needed.max(1)))
         .collect::<Result<Vec<_>, _>>()?;

@@ -21,10 +21,12 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let allowed_origins =
         AllowedOrigins::new(&a.allow_origins, &a.host).map_err(anyhow::Error::msg)?;
     let path = store::resolve_model(a.model.model.as_deref())?;
-    let mut l = load::load(&path)?;
-    if !a.llamacpp_numerics {
-        l.model.numerics = ondo_model::Numerics::BlockSums;
-    }
+    let numerics = if a.llamacpp_numerics {
+        ondo_model::Numerics::LlamaCpp
+    } else {
+        ondo_model::Numerics::BlockSums
+    };
+    let mut l = load::load_for(&path, numerics)?;
     load::apply_loras(&mut l, &a.lora.lora)?;
     let model_ctx = l.model.config.context_length;
     let ctx = a.ctx.unwrap_or(4096.min(model_ctx));
