@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use ondo_kernels::q8_broadcast::Q8Broadcast;
 use ondo_kernels::rows8::{has_rows8, Layout};
@@ -32,9 +32,8 @@ const MIN_BYTES_PER_THREAD: usize = 16 * 1024;
 #[derive(Default)]
 struct Scratch {
     xq: Vec<BlockQ8>,
-    /// `matmul_packed`'s quantized input, and the same laid out broadcast for a decoding batch.
+    /// `matmul_packed`'s quantized input.
     xq_batch: Vec<BlockQ8>,
-    xb_batch: Q8Broadcast,
     /// `matmul_packed`'s chunks.
     chunks: Vec<Chunk>,
     xqk: Vec<BlockQ8K>,
@@ -44,7 +43,14 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// This thread's copy of a decoding batch's activations in broadcast layout, and the
+    /// [`matmul_packed`] call it was laid out for.
+    static BROADCAST: RefCell<(u64, Q8Broadcast)> = RefCell::new((0, Q8Broadcast::default()));
 }
+
+/// Numbers the [`matmul_packed`] calls, so that a thread knows whether its broadcast copy is
+/// the current call's.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// x: [n][w.cols], out: [n][w.rows]; the matrix's LoRA adapters included, the selectable
 /// ones for the rows whose `adapters[row]` names them.
@@ -494,9 +500,10 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 /// token's output row in place.
 ///
 /// A decoding batch under `BlockSums` is also laid out broadcast (`q8_broadcast`) for the
-/// kernels; the first items of the region quantize and lay out one token each, and the
-/// product chunks, claimed after them, wait until those are done. The other thread works
-/// while the caller prepares instead of waiting for it.
+/// Q4_1 kernel; the first items of the region make and quantize one token each, and the
+/// product chunks, claimed after them, wait until those are done (the other thread works
+/// while the caller prepares instead of waiting for it); a thread's first chunk lays the
+/// batch out in its own copy ([`own_broadcast`]).
 fn matmul_packed(
     ws: &[&QWeight],
     x: RowsPtr,
@@ -506,31 +513,31 @@ fn matmul_packed(
     numerics: Numerics,
 ) {
     // The quantized input is kept per thread, so a decoding batch allocates nothing.
-    let (mut xq, mut xb, mut plan) = SCRATCH.with(|s| {
+    let (mut xq, mut plan) = SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         (
             std::mem::take(&mut s.xq_batch),
-            std::mem::take(&mut s.xb_batch),
             std::mem::take(&mut s.chunks),
         )
     });
     let (cols, blocks) = (ws[0].cols, ws[0].cols / 32);
-    // A decoding batch's input is read by every row chunk: its rows are made, quantized and
-    // (for the Q4_1 kernel, the only one that reads it) laid out broadcast once, one token per
-    // item of the region. A prompt's go through the direct pass, which broadcasts in its loop.
+    // A decoding batch's input is read by every row chunk: its rows are made and quantized
+    // once, one token per item of the region, and (for the Q4_1 kernel, the only one that
+    // reads it) laid out broadcast by each thread for itself. A prompt's go through the direct
+    // pass, which broadcasts in its loop.
     let broadcast = broadcasts(ws, n, numerics);
     assert!(x.len >= n * cols, "input rows too short");
-    let (prep, xbr) = if broadcast {
+    let (prep, q4_1) = if broadcast {
         // Every block is written by the preparation items: only a new length initializes.
         xq.resize(n * blocks, BlockQ8::default());
-        let q4_1 = ws.iter().any(|w| w.dtype == DType::Q4_1);
-        (n, q4_1.then(|| xb.reshape(n, blocks)))
+        (n, ws.iter().any(|w| w.dtype == DType::Q4_1))
     } else {
         // SAFETY: `x` covers n rows (asserted), written by no one else during the call.
         let rows = unsafe { x.rows(0, n, cols, make) };
         quantize_rows_into(rows, n, cols, &mut xq);
-        (0, None)
+        (0, false)
     };
+    let call = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
     assert!(
         ws.len() <= MAX_GROUP,
         "at most {MAX_GROUP} products per group"
@@ -563,15 +570,12 @@ fn matmul_packed(
             // or computes from its row.
             let _done = PrepDone(&prepared, &prep_failed);
             // SAFETY: item (a token) is claimed once, so this thread alone writes its input
-            // row, its blocks of `xq` and its rows of `xbr`; `x` covers n rows (asserted) and
-            // `xq` holds n * blocks blocks (resized above).
+            // row and its blocks of `xq`; `x` covers n rows (asserted) and `xq` holds n *
+            // blocks blocks (resized above).
             unsafe {
                 let row = x.rows(item, 1, cols, make);
                 let xq_t = std::slice::from_raw_parts_mut(xq_ptr.get().add(item * blocks), blocks);
                 ondo_kernels::quantize_q8_into(row, xq_t);
-                if let Some(xbr) = xbr {
-                    xbr.fill_row(item, xq_t);
-                }
             }
             return;
         }
@@ -599,14 +603,16 @@ fn matmul_packed(
         };
         // SAFETY: out `m` holds n rows of `w.rows` (asserted above); this chunk alone writes
         // columns r0..r1 of each (chunks are claimed once), and `outs` stays borrowed until
-        // the region ends. `xbr` was filled from `xq` by the layout items.
+        // the region ends. This thread's broadcast copy is its own, filled from `xq` for
+        // this call.
         unsafe {
             let out = out_ptrs[m].get().add(r0);
             if w.dtype == DType::Q4_0 {
                 let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
                 let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
                 ondo_kernels::q4_0x8::gemm_q4_0x8_raw(p, r1 - r0, xq_ref, n, out, w.rows);
-            } else if let (Numerics::BlockSums, Some(xbr)) = (numerics, xbr) {
+            } else if numerics == Numerics::BlockSums && q4_1 && w.dtype == DType::Q4_1 {
+                let xbr = own_broadcast(call, xq_ref, n, blocks);
                 let f = ondo_kernels::rows8_sums::gemm_rows8_sums_prepared_raw;
                 f(lay, packed, r0..r1, xq_ref, xbr, out, w.rows);
             } else {
@@ -621,9 +627,29 @@ fn matmul_packed(
         if xq.capacity() <= KEEP_XQ_BLOCKS {
             s.xq_batch = xq;
         }
-        s.xb_batch = xb;
         s.chunks = plan;
     });
+}
+
+/// This thread's broadcast copy of the decoding batch `xq` (`n` rows of `blocks`), laid out
+/// on its first use in [`matmul_packed`] call number `call`. Each thread reads the copy it
+/// wrote itself: one shared copy, half written by the other core, made the Q4_1 pass 10-27%
+/// slower (its lines then come from the other core's cache; measured with scratch code).
+fn own_broadcast(
+    call: u64,
+    xq: &[BlockQ8],
+    n: usize,
+    blocks: usize,
+) -> ondo_kernels::q8_broadcast::BroadcastRows {
+    BROADCAST.with(|b| {
+        let (laid_for, buf) = &mut *b.borrow_mut();
+        if *laid_for == call {
+            buf.reshape(n, blocks)
+        } else {
+            *laid_for = call;
+            buf.fill(xq, n, blocks)
+        }
+    })
 }
 
 /// Rows `r0..r1` of product `m` of a [`matmul_packed`] region: one item the threads claim.
