@@ -166,7 +166,8 @@ impl Layout {
         let last = self.strips().saturating_sub(1);
         let first = self.strip(g, 0);
         let next = if last > 0 { self.strip(g, 1) } else { first };
-        // The whole strips lie a fixed stride apart, only a last partial one elsewhere.
+        // The whole strips lie a fixed stride apart, only a last partial one elsewhere
+        // (`tail` is where its block 0 would be, so it may wrap below zero: `at` adds back).
         let whole = if self.blocks % STRIP_BLOCKS == 0 {
             self.blocks
         } else {
@@ -363,7 +364,8 @@ pub(crate) fn check_product(
 }
 
 /// The shape checks of a product over the rows `rows` of the whole rows8 matrix `packed`
-/// (laid out as `lay`): false when there is nothing to compute. Panics on inconsistent shapes.
+/// (laid out as `lay`): false when there is nothing to compute (a matrix without columns
+/// still writes its zero products). Panics on inconsistent shapes.
 pub(crate) fn check_range(
     lay: Layout,
     packed: &[u8],
@@ -383,7 +385,7 @@ pub(crate) fn check_range(
         ntok * lay.blocks,
         "activations are ntok rows as wide as the matrix"
     );
-    ntok > 0 && !rows.is_empty() && lay.blocks > 0
+    ntok > 0 && !rows.is_empty()
 }
 
 /// Panics unless `out` holds `out[t * out_stride + r]` for every token and row.

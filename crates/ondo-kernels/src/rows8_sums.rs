@@ -182,6 +182,20 @@ mod tests {
     }
 
     #[test]
+    fn a_matrix_without_columns_gives_zero_products() {
+        for (w, strips) in [(DType::Q4_1, true), (DType::Q8_0, false)] {
+            let lay = Layout::new(w, 24, 0, strips);
+            for ntok in [1, 3] {
+                let mut fast = vec![f32::NAN; ntok * 24];
+                let mut slow = vec![f32::NAN; ntok * 24];
+                gemm_rows8_sums(lay, &[], &[], ntok, &mut fast, 24);
+                gemm_rows8_sums_reference(lay, &[], &[], ntok, &mut slow, 24);
+                assert!(fast.iter().chain(&slow).all(|&v| v == 0.0), "{w} x{ntok}");
+            }
+        }
+    }
+
+    #[test]
     fn simd_equals_the_scalar_twin_and_each_token_is_batch_independent() {
         for (w, strips) in [
             (DType::Q4_1, true),
