@@ -125,7 +125,7 @@ impl GgmlType {
     /// multiple of the block size, or the size overflows `u64`.
     pub fn bytes_for(self, n_elems: u64) -> Option<u64> {
         let (_, _, be, bb) = *self.entry()?;
-        if n_elems % be != 0 {
+        if !n_elems.is_multiple_of(be) {
             return None;
         }
         (n_elems / be).checked_mul(bb)

@@ -304,7 +304,7 @@ pub(crate) fn check_shape(
     if n_elems > i64::MAX.unsigned_abs() {
         return bad(format!("element count {n_elems} exceeds 2^63-1"));
     }
-    if dims[0] % be != 0 {
+    if !dims[0].is_multiple_of(be) {
         return bad(format!(
             "row length {} is not a multiple of the {name} block size {be}",
             dims[0]

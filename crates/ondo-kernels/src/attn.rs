@@ -17,7 +17,7 @@ pub fn scores_lanes8<E: KvElem>(q: &[f32], keys: &[E], stride: usize, scale: f32
         assert!(keys.len() >= last * stride + hd, "keys too short");
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::quant::avx2_available() && hd % 8 == 0 {
+    if crate::quant::avx2_available() && hd.is_multiple_of(8) {
         // SAFETY: AVX2/FMA/F16C detected; every key row lies in `keys` (checked above).
         unsafe { avx2::scores(q, keys, stride, scale, out) };
         return;
@@ -35,7 +35,7 @@ pub fn weighted_sum_seq<E: KvElem>(out: &mut [f32], probs: &[f32], values: &[E],
         assert!(values.len() >= last * stride + hd, "values too short");
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::quant::avx2_available() && hd % 8 == 0 && hd <= 128 {
+    if crate::quant::avx2_available() && hd.is_multiple_of(8) && hd <= 128 {
         // SAFETY: AVX2/FMA/F16C detected; every value row lies in `values` (checked above).
         unsafe { avx2::weighted_sum_seq(out, probs, values, stride) };
         return;
@@ -397,7 +397,7 @@ pub fn scores_group<E: KvElem>(
         assert!(keys.len() >= (len - 1) * stride + hd, "keys too short");
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::quant::avx2_available() && hd % 8 == 0 && hd <= 256 && g <= 8 {
+    if crate::quant::avx2_available() && hd.is_multiple_of(8) && hd <= 256 && g <= 8 {
         // SAFETY: AVX2/FMA/F16C detected; every key row lies in `keys` (checked above).
         unsafe { avx2::scores_group(q, hd, keys, next, stride, scale, out, len) };
         return;
@@ -425,7 +425,7 @@ pub fn weighted_sum_group<E: KvElem>(
         assert!(values.len() >= (len - 1) * stride + hd, "values too short");
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::quant::avx2_available() && hd % 8 == 0 && g <= 8 {
+    if crate::quant::avx2_available() && hd.is_multiple_of(8) && g <= 8 {
         // SAFETY: AVX2/FMA/F16C detected; every value row lies in `values` (checked above).
         unsafe { avx2::weighted_sum_group(out, hd, probs, values, stride, len) };
         return;

@@ -129,7 +129,7 @@ impl DType {
     /// [`block_elems`](Self::block_elems) or the size overflows `usize`.
     pub fn row_bytes(self, n_elems: usize) -> Option<usize> {
         let be = self.block_elems();
-        if n_elems % be != 0 {
+        if !n_elems.is_multiple_of(be) {
             return None;
         }
         (n_elems / be).checked_mul(self.block_bytes())

@@ -186,7 +186,7 @@ pub fn weighted_sum_lanes8<E: KvElem>(out: &mut [f32], probs: &[f32], values: &[
         assert!(values.len() >= last * stride + hd, "values too short");
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::quant::avx2_available() && hd % 8 == 0 && hd <= 256 {
+    if crate::quant::avx2_available() && hd.is_multiple_of(8) && hd <= 256 {
         // SAFETY: AVX2/FMA/F16C detected; every row p*stride..p*stride+hd lies in `values`.
         unsafe { avx2::weighted_sum_lanes8(out, probs, values, stride) };
         return;

@@ -73,7 +73,10 @@ impl Layout {
     /// else group by group. Panics otherwise.
     pub fn new(w: DType, rows: usize, cols: usize, strips: bool) -> Self {
         assert!(has_layout(w), "no eight-row layout for {w}");
-        assert!(rows % 8 == 0 && cols % 32 == 0, "rows8 needs rows % 8 == 0");
+        assert!(
+            rows.is_multiple_of(8) && cols.is_multiple_of(32),
+            "rows8 needs rows % 8 == 0"
+        );
         assert!(
             !strips || w == DType::Q4_1,
             "only Q4_1 is laid out in strips"
@@ -168,7 +171,7 @@ impl Layout {
         let next = if last > 0 { self.strip(g, 1) } else { first };
         // The whole strips lie a fixed stride apart, only a last partial one elsewhere
         // (`tail` is where its block 0 would be, so it may wrap below zero: `at` adds back).
-        let whole = if self.blocks % STRIP_BLOCKS == 0 {
+        let whole = if self.blocks.is_multiple_of(STRIP_BLOCKS) {
             self.blocks
         } else {
             last * STRIP_BLOCKS
@@ -376,7 +379,7 @@ pub(crate) fn check_range(
     assert!(has_rows8(lay.w), "no rows8 kernel for {}", lay.w);
     assert_eq!(packed.len(), lay.bytes(), "{} eight-row matrix size", lay.w);
     assert!(
-        rows.start % 8 == 0 && rows.end % 8 == 0 && rows.end <= lay.rows(),
+        rows.start.is_multiple_of(8) && rows.end.is_multiple_of(8) && rows.end <= lay.rows(),
         "rows {rows:?} of a {}-row eight-row matrix",
         lay.rows()
     );

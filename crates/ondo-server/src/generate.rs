@@ -370,7 +370,7 @@ impl StreamState {
         }
         match ev {
             Event::Started { cached_tokens, .. } => {
-                if i % self.out.n == 0 {
+                if i.is_multiple_of(self.out.n) {
                     self.cached += cached_tokens;
                 }
                 if self.out.kind == Kind::Chat {

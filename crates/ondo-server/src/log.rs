@@ -112,7 +112,7 @@ impl GenerationLog {
     /// Takes note of choice `i`'s event.
     pub fn observe(&mut self, i: usize, ev: &Event) {
         match ev {
-            Event::Started { cached_tokens, .. } if i % self.n.max(1) == 0 => {
+            Event::Started { cached_tokens, .. } if i.is_multiple_of(self.n.max(1)) => {
                 self.cached += cached_tokens
             }
             Event::Started { .. } => {}

@@ -27,10 +27,10 @@ impl BlockConfig {
         if self.dim == 0 || self.n_heads == 0 || self.head_dim == 0 || self.ffn_dim == 0 {
             return bad("dim, n_heads, head_dim and ffn_dim must be positive");
         }
-        if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_kv_heads == 0 || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad("n_heads must be a multiple of n_kv_heads");
         }
-        if self.rope_dim % 2 != 0 || self.rope_dim > self.head_dim {
+        if !self.rope_dim.is_multiple_of(2) || self.rope_dim > self.head_dim {
             return bad("rope_dim must be even and at most head_dim");
         }
         Ok(())

@@ -36,7 +36,7 @@ impl AttnShape {
     }
 
     fn check(&self, n: usize, q: usize, k: usize, v: usize, probs: usize) {
-        assert!(self.n_kv_heads > 0 && self.n_heads % self.n_kv_heads == 0);
+        assert!(self.n_kv_heads > 0 && self.n_heads.is_multiple_of(self.n_kv_heads));
         assert!(q == n * self.q_dim() && k == n * self.kv_dim() && v == k);
         assert_eq!(probs, self.n_heads * n * n);
     }

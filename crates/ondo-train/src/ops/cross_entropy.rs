@@ -15,7 +15,9 @@ pub fn forward_backward<F: Float>(
     dlogits: &mut [F],
 ) -> F {
     let n = targets.len();
-    assert!(n > 0 && mask.len() == n && logits.len() % n == 0 && dlogits.len() == logits.len());
+    assert!(
+        n > 0 && mask.len() == n && logits.len().is_multiple_of(n) && dlogits.len() == logits.len()
+    );
     let vocab = logits.len() / n;
     let m = mask.iter().filter(|&&b| b).count();
     dlogits.fill(F::ZERO);

@@ -9,7 +9,7 @@ use crate::Float;
 /// x: [n][dim], w: [dim] → y: [n][dim], inv_rms: [n] (r per row, kept for the backward).
 pub fn forward<F: Float>(x: &[F], w: &[F], eps: F, y: &mut [F], inv_rms: &mut [F]) {
     let dim = w.len();
-    assert!(dim > 0 && x.len() % dim == 0 && y.len() == x.len());
+    assert!(dim > 0 && x.len().is_multiple_of(dim) && y.len() == x.len());
     assert_eq!(inv_rms.len(), x.len() / dim);
     for ((xr, yr), r) in x
         .chunks_exact(dim)
@@ -34,7 +34,7 @@ pub fn backward<F: Float>(
     mut dw: Option<&mut [F]>,
 ) {
     let dim = w.len();
-    assert!(dim > 0 && x.len() % dim == 0 && dy.len() == x.len() && dx.len() == x.len());
+    assert!(dim > 0 && x.len().is_multiple_of(dim) && dy.len() == x.len() && dx.len() == x.len());
     assert_eq!(inv_rms.len(), x.len() / dim);
     let d = F::from_usize(dim);
     for (((xr, dyr), dxr), &r) in x

@@ -24,7 +24,7 @@ pub struct RopeTable<F> {
 impl<F: Float> RopeTable<F> {
     /// Angles for positions 0..n_pos. `rope_dim` must be even and at most `head_dim`.
     pub fn new(head_dim: usize, rope_dim: usize, base: F, n_pos: usize) -> RopeTable<F> {
-        assert!(rope_dim % 2 == 0 && rope_dim <= head_dim && head_dim > 0);
+        assert!(rope_dim.is_multiple_of(2) && rope_dim <= head_dim && head_dim > 0);
         let pairs = rope_dim / 2;
         let scale = base.powf(F::from_f64(-2.0) / F::from_usize(rope_dim.max(1)));
         let mut cos = Vec::with_capacity(n_pos * pairs);
@@ -51,7 +51,7 @@ impl<F: Float> RopeTable<F> {
     /// pos0 + t; `inverse` rotates by -theta.
     fn rotate(&self, x: &mut [F], width: usize, pos0: usize, inverse: bool) {
         let (hd, pairs) = (self.head_dim, self.rope_dim / 2);
-        assert!(width > 0 && width % hd == 0 && x.len() % width == 0);
+        assert!(width > 0 && width.is_multiple_of(hd) && x.len().is_multiple_of(width));
         assert!(
             pos0 + x.len() / width <= self.n_pos,
             "position beyond the rope table"
