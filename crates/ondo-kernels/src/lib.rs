@@ -18,7 +18,8 @@
 //!
 //! SIMD selection happens once per process; [`simd_level`] reports it, and setting the
 //! environment variable `ONDO_NO_SIMD` (any value) before the first kernel call forces the
-//! portable path (useful for debugging and for testing that path on x86 machines).
+//! portable path (useful for debugging and for testing that path on x86 machines);
+//! `ONDO_NO_AVX512` keeps the batched block-sum kernels on AVX2 where AVX-512 VNNI exists.
 
 mod actq;
 pub mod attn;
@@ -45,6 +46,7 @@ pub mod quant;
 pub mod rows8;
 pub mod rows8_sums;
 mod rows8_sums_avx2;
+mod rows8_sums_avx512;
 pub mod rows_axpy;
 
 pub use actq::{act_rounding, round_activations, ActRounding};

@@ -23,7 +23,20 @@ use std::ops::Range;
 use crate::rows8::{check_out, check_range, scatter, unpack_row, Layout};
 #[cfg(target_arch = "x86_64")]
 use crate::rows8_sums_avx2 as avx2;
+#[cfg(target_arch = "x86_64")]
+use crate::rows8_sums_avx512 as avx512;
 use crate::DType;
+
+/// True if the batched kernel for weights `w` reads activations laid out broadcast, so that
+/// [`gemm_rows8_sums_prepared_raw`] is worth a caller's layout: Q4_1 always, Q8_0 with
+/// AVX-512 VNNI (the AVX2 Q8_0 pass broadcasts in its loop, which measured faster).
+pub fn reads_broadcast(w: DType) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if w == DType::Q8_0 {
+        return crate::quant::avx512_vnni_available();
+    }
+    w == DType::Q4_1
+}
 
 /// `out[t * out_stride + r]` = row r · token t for every row of the matrix `packed` (laid out
 /// as `lay`) and `ntok` tokens (`xq`: ntok rows of blocks), with per-block integer sums.
@@ -97,6 +110,14 @@ pub unsafe fn gemm_rows8_sums_prepared_raw(
         lay.blocks(),
         "broadcast activations of another width"
     );
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx512_vnni_available() {
+        let groups = rows.start / 8..rows.end / 8;
+        // SAFETY: AVX-512 VNNI and AVX2/FMA/F16C detected; packed and the range checked
+        // above, xb's shape asserted, out by the caller.
+        unsafe { avx512::gemm_prepared(packed.as_ptr(), lay, groups, xb, out, out_stride) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() {
         let groups = rows.start / 8..rows.end / 8;
@@ -181,6 +202,39 @@ mod tests {
         ((*seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
     }
 
+    /// The whole matrix by every prepared kernel this CPU has, whichever the dispatch picks.
+    #[cfg(target_arch = "x86_64")]
+    fn each_prepared_kernel(
+        lay: Layout,
+        packed: &[u8],
+        xb: BroadcastRows,
+        xq: &[BlockQ8],
+    ) -> Vec<(&'static str, Vec<f32>)> {
+        let (rows, ntok) = (lay.rows(), xb.ntok());
+        let mut got = Vec::new();
+        let groups = 0..rows / 8;
+        if crate::quant::avx2_available() {
+            let mut out = vec![f32::NAN; ntok * rows];
+            // SAFETY: AVX2 detected; the matrix, xb (filled from xq) and out hold every
+            // element the pass reads or writes.
+            unsafe {
+                let p = packed.as_ptr();
+                let g = groups.clone();
+                avx2::gemm_prepared(p, lay, g, xq, xb, out.as_mut_ptr(), rows);
+            }
+            got.push(("avx2", out));
+        }
+        if crate::quant::avx512_vnni_available() {
+            let mut out = vec![f32::NAN; ntok * rows];
+            // SAFETY: AVX-512 VNNI detected; as above.
+            unsafe {
+                avx512::gemm_prepared(packed.as_ptr(), lay, groups, xb, out.as_mut_ptr(), rows)
+            };
+            got.push(("avx512", out));
+        }
+        got
+    }
+
     #[test]
     fn a_matrix_without_columns_gives_zero_products() {
         for (w, strips) in [(DType::Q4_1, true), (DType::Q8_0, false)] {
@@ -218,6 +272,12 @@ mod tests {
                 for (s, d) in vals.chunks_exact(cols).zip(plain.chunks_exact_mut(rb)) {
                     crate::quantize_row(w, s, d).unwrap();
                 }
+                if w == DType::Q8_0 {
+                    // -128, which no quantizer writes but a file may hold
+                    for b in plain.chunks_exact_mut(34) {
+                        b[2 + (b[3] as usize % 32)] = 0x80;
+                    }
+                }
                 let lay = Layout::new(w, rows, cols, strips);
                 let mut packed = vec![0u8; plain.len()];
                 repack_rows8(lay, &plain, &mut packed);
@@ -240,6 +300,10 @@ mod tests {
                     gemm_rows8_sums_prepared_raw(lay, &packed, 0..rows, &xq, xbr, o, rows);
                 }
                 assert_eq!(prepared, slow, "{w} {rows}x{cols} x{ntok} prepared");
+                #[cfg(target_arch = "x86_64")]
+                for (kernel, got) in each_prepared_kernel(lay, &packed, xbr, &xq) {
+                    assert_eq!(got, slow, "{w} {rows}x{cols} x{ntok} {kernel}");
+                }
                 // any range of whole groups, across super-groups too, gives its rows' values
                 for range in [8..rows, 0..rows - 8, 120..136, 128..rows, 8..16] {
                     if range.end > rows || range.is_empty() {

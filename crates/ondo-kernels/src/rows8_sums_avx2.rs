@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use crate::q8::BlockQ8;
-use crate::q8_broadcast::{BroadcastBlock, BroadcastRows, TILE};
+use crate::q8_broadcast::{BroadcastPair, BroadcastRows, PAIRS, TILE};
 use crate::rows8::{Layout, SUPER_GROUPS};
 use crate::DType;
 
@@ -183,7 +183,7 @@ unsafe fn tile_pass(
     packed: *const u8,
     lay: Layout,
     groups: Range<usize>,
-    xb: *const BroadcastBlock,
+    xb: *const BroadcastPair,
     n: usize,
     out: *mut f32,
     out_stride: usize,
@@ -219,7 +219,7 @@ unsafe fn tile_pass(
 unsafe fn strip(
     ws: *const u8,
     js: Range<usize>,
-    xb: *const BroadcastBlock,
+    xb: *const BroadcastPair,
     n: usize,
     acc: *mut __m256,
 ) {
@@ -228,23 +228,24 @@ unsafe fn strip(
         let o = ws.add(jj * gbb(Q4_1));
         let dw = _mm256_cvtph_ps(_mm_loadu_si128(o as *const __m128i));
         let mw = _mm256_cvtph_ps(_mm_loadu_si128(o.add(16) as *const __m128i));
-        let xj = xb.add(j * TILE);
+        let xj = xb.add(j * PAIRS);
         let mut q = [_mm256_setzero_si256(); 8];
         for c in 0..4 {
             let wv = _mm256_loadu_si256(o.add(32 + 32 * c) as *const __m256i);
             q[c] = _mm256_and_si256(wv, low);
             q[4 + c] = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low);
         }
-        // two tokens at a time: two independent chains for the scheduler
+        // a pair of tokens at a time: two independent chains for the scheduler
         let mut k = 0;
         while k + 2 <= n {
-            let a0 = q4_1_token(&q, dw, mw, xj.add(k), *acc.add(k));
-            let a1 = q4_1_token(&q, dw, mw, xj.add(k + 1), *acc.add(k + 1));
+            let x = xj.add(k / 2);
+            let a0 = q4_1_token(&q, dw, mw, x, 0, *acc.add(k));
+            let a1 = q4_1_token(&q, dw, mw, x, 1, *acc.add(k + 1));
             (*acc.add(k), *acc.add(k + 1)) = (a0, a1);
             k += 2;
         }
         if k < n {
-            *acc.add(k) = q4_1_token(&q, dw, mw, xj.add(k), *acc.add(k));
+            *acc.add(k) = q4_1_token(&q, dw, mw, xj.add(k / 2), 0, *acc.add(k));
         }
     }
 }
@@ -330,29 +331,33 @@ unsafe fn direct<const K: u8>(
     }
 }
 
-/// Chunk `c` of a broadcast block.
+/// Chunk `c` of token `h`'s half of a broadcast pair.
 #[inline(always)]
-unsafe fn chunk(x: *const BroadcastBlock, c: usize) -> *const __m256i {
-    (*x).y.as_ptr().add(c) as *const __m256i
+unsafe fn chunk(x: *const BroadcastPair, h: usize, c: usize) -> *const __m256i {
+    (*x).y[c].as_ptr().add(8 * h) as *const __m256i
 }
 
-/// One Q4_1 block (unpacked nibbles `q`, scales `dw`, mins `mw`) × one token's broadcast
-/// block `x`, added to the token's accumulator `a`.
+/// One Q4_1 block (unpacked nibbles `q`, scales `dw`, mins `mw`) × the broadcast block of
+/// token `h` of the pair `x`, added to the token's accumulator `a`.
 #[inline(always)]
 unsafe fn q4_1_token(
     q: &[__m256i; 8],
     dw: __m256,
     mw: __m256,
-    x: *const BroadcastBlock,
+    x: *const BroadcastPair,
+    h: usize,
     a: __m256,
 ) -> __m256 {
     // |each maddubs pair| ≤ 2·15·128, eight of them fit in i16
-    let mut s = _mm256_maddubs_epi16(q[0], _mm256_load_si256(chunk(x, 0)));
+    let mut s = _mm256_maddubs_epi16(q[0], _mm256_load_si256(chunk(x, h, 0)));
     for (c, qc) in q.iter().enumerate().skip(1) {
-        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*qc, _mm256_load_si256(chunk(x, c))));
+        s = _mm256_add_epi16(
+            s,
+            _mm256_maddubs_epi16(*qc, _mm256_load_si256(chunk(x, h, c))),
+        );
     }
     let sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(s, _mm256_set1_epi16(1)));
-    let d = _mm256_mul_ps(dw, _mm256_load_ps((*x).d.as_ptr()));
+    let d = _mm256_mul_ps(dw, _mm256_load_ps((*x).d.as_ptr().add(8 * h)));
     let a = _mm256_fmadd_ps(d, sum, a);
-    _mm256_fmadd_ps(mw, _mm256_load_ps((*x).s.as_ptr()), a)
+    _mm256_fmadd_ps(mw, _mm256_load_ps((*x).s.as_ptr().add(8 * h)), a)
 }

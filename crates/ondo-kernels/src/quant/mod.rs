@@ -25,6 +25,20 @@ pub(crate) fn avx2_available() -> bool {
     avx2::available()
 }
 
+/// True if this CPU also has AVX-512 F/BW/VNNI, which the batched block-sum kernels use
+/// (`crate::rows8_sums`), and `ONDO_NO_AVX512` is unset (checked once).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx512_vnni_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        avx2::available()
+            && std::env::var_os("ONDO_NO_AVX512").is_none()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
 /// How far ahead (bytes) a decoding kernel asks for the weights it streams: one token reads
 /// every weight once, and a request made this early is in flight while the current blocks
 /// are computed (measured: ~8-10% more decode speed on the 1B-shape Q4_0 model).
@@ -132,6 +146,10 @@ pub mod reference {
 /// Name of the SIMD level the fast paths use on this machine (`"avx2+fma+f16c"` or
 /// `"portable"`), for logging.
 pub fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if avx512_vnni_available() {
+        return "avx2+fma+f16c, avx512-vnni batches";
+    }
     #[cfg(target_arch = "x86_64")]
     if avx2::available() {
         return "avx2+fma+f16c";
