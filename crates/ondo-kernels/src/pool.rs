@@ -91,7 +91,7 @@ fn worker_loop(s: &'static Shared, index: usize) {
         while gen == seen {
             spins = spins.wrapping_add(1);
             // Reading the clock costs more than a spin: look at it every 256 spins only.
-            if spins % 256 != 0 || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(256) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
             } else {
                 let guard = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -150,7 +150,7 @@ pub fn run(f: &(dyn Fn(usize) + Sync)) {
         spins = spins.wrapping_add(1);
         // A worker that waits this long was probably descheduled (more runnable threads than
         // cores): give it this core instead of spinning through our time slice.
-        if spins % 4096 == 0 {
+        if spins.is_multiple_of(4096) {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
@@ -233,6 +233,93 @@ where
     });
 }
 
+/// The most threads [`for_each_claimed_ranges`] gives a range of their own (the others only
+/// help with the ranges' ends).
+const MAX_RANGES: usize = 64;
+
+/// [`for_each_claimed_index`] over `0..count` for items that read memory laid out in item
+/// order: the first `shared` items are claimed in order from one counter, the others split
+/// into one contiguous range per thread. A thread takes its own range front to back, so it
+/// streams that memory without a break (a thread whose items alternated with another's read
+/// a Q4_1 matrix ~25% slower, each jump costing a new hardware-prefetch stream; measured with
+/// scratch code on this project's 2-core machine), then takes what is left of the others'
+/// from their back ends, one item at a time: a thread that is descheduled still holds up only
+/// the item it is on. Each item is visited exactly once.
+pub fn for_each_claimed_ranges<F>(shared: usize, count: usize, f: F)
+where
+    F: Fn(usize) + Sync,
+{
+    let n = threads();
+    if n == 1 || count < 2 || u32::try_from(count).is_err() {
+        (0..count).for_each(f);
+        return;
+    }
+    let shared = shared.min(count);
+    let next = AtomicUsize::new(0);
+    let ranges = n.min(MAX_RANGES).min(count - shared).max(1);
+    let ends: [Ends; MAX_RANGES] = std::array::from_fn(|r| {
+        let lo = shared + (count - shared) * r / ranges;
+        let hi = shared + (count - shared) * (r + 1) / ranges;
+        Ends::new(if r < ranges { lo..hi } else { 0..0 })
+    });
+    run(&|t| {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= shared {
+                break;
+            }
+            f(i);
+        }
+        if t < ranges {
+            while let Some(i) = ends[t].take(false) {
+                f(i);
+            }
+        }
+        for k in 1..ranges {
+            let other = &ends[(t + k) % ranges];
+            while let Some(i) = other.take(true) {
+                f(i);
+            }
+        }
+    });
+}
+
+/// The unclaimed items `lo..hi` of one range of [`for_each_claimed_ranges`], packed in one
+/// atomic word (its own cache line: the owner's claims do not disturb the other threads).
+#[repr(align(64))]
+struct Ends(std::sync::atomic::AtomicU64);
+
+impl Ends {
+    fn new(r: std::ops::Range<usize>) -> Self {
+        Ends(std::sync::atomic::AtomicU64::new(
+            r.start as u64 | (r.end as u64) << 32,
+        ))
+    }
+
+    /// Claims the first unclaimed item, or the last if `back`.
+    fn take(&self, back: bool) -> Option<usize> {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let (lo, hi) = (cur & 0xFFFF_FFFF, cur >> 32);
+            if lo >= hi {
+                return None;
+            }
+            let (new, item) = if back {
+                (lo | (hi - 1) << 32, hi - 1)
+            } else {
+                (cur + 1, lo)
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(item as usize),
+                Err(c) => cur = c,
+            }
+        }
+    }
+}
+
 struct SendPtr<T>(*mut T);
 impl<T> Clone for SendPtr<T> {
     fn clone(&self) -> Self {
@@ -281,6 +368,37 @@ mod tests {
                 std::hint::black_box((0..spin).sum::<usize>());
             });
             assert!(items.iter().all(|&(_, v)| v == 1), "len {len}");
+        }
+    }
+
+    #[test]
+    fn items_in_ranges_are_each_visited_once() {
+        for (shared, count) in [
+            (0, 0),
+            (0, 1),
+            (1, 1),
+            (3, 2),
+            (0, 2),
+            (2, 3),
+            (8, 100),
+            (0, 1031),
+        ] {
+            let visits: Vec<AtomicUsize> = (0..count).map(|_| AtomicUsize::new(0)).collect();
+            let shared_done = AtomicUsize::new(0);
+            for_each_claimed_ranges(shared, count, |i| {
+                if i < shared.min(count) {
+                    shared_done.fetch_add(1, Ordering::Relaxed);
+                }
+                visits[i].fetch_add(1, Ordering::Relaxed);
+                // uneven work, so that the threads take from each other's ranges
+                let spin = (i * 7919) % 3000;
+                std::hint::black_box((0..spin).sum::<usize>());
+            });
+            assert!(
+                visits.iter().all(|v| v.load(Ordering::Relaxed) == 1),
+                "{shared} {count}"
+            );
+            assert_eq!(shared_done.load(Ordering::Relaxed), shared.min(count));
         }
     }
 

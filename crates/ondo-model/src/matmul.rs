@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use ondo_kernels::q8_broadcast::Q8Broadcast;
 use ondo_kernels::rows8::{has_rows8, Layout};
+use ondo_kernels::rows8_sums::reads_broadcast;
 use ondo_kernels::{act_rounding, ActRounding, BlockQ8, BlockQ8K, DType};
 
 use crate::{Numerics, QWeight};
@@ -86,7 +87,7 @@ pub(crate) fn matmul_base(w: &QWeight, x: &[f32], n: usize, out: &mut [f32], num
         return matmul_q8(w, x, n, out);
     }
     if uses_q8k(w.dtype, numerics) {
-        if w.rows % 8 == 0 {
+        if w.rows.is_multiple_of(8) {
             return matmul_q8k(w, x, n, out);
         }
         return matmul_int::<BlockQ8K>(w, x, n, out);
@@ -500,7 +501,7 @@ fn matmul_q8(w: &QWeight, x: &[f32], n: usize, out: &mut [f32]) {
 /// token's output row in place.
 ///
 /// A decoding batch under `BlockSums` is also laid out broadcast (`q8_broadcast`) for the
-/// Q4_1 kernel; the first items of the region make and quantize one token each, and the
+/// kernels that read it (`rows8_sums::reads_broadcast`); the first items of the region make and quantize one token each, and the
 /// product chunks, claimed after them, wait until those are done (the other thread works
 /// while the caller prepares instead of waiting for it); a thread's first chunk lays the
 /// batch out in its own copy ([`own_broadcast`]).
@@ -522,15 +523,15 @@ fn matmul_packed(
     });
     let (cols, blocks) = (ws[0].cols, ws[0].cols / 32);
     // A decoding batch's input is read by every row chunk: its rows are made and quantized
-    // once, one token per item of the region, and (for the Q4_1 kernel, the only one that
-    // reads it) laid out broadcast by each thread for itself. A prompt's go through the direct
-    // pass, which broadcasts in its loop.
+    // once, one token per item of the region, and (for the kernels that read it) laid out
+    // broadcast by each thread for itself. A prompt's go through the direct pass, which
+    // broadcasts in its loop.
     let broadcast = broadcasts(ws, n, numerics);
     assert!(x.len >= n * cols, "input rows too short");
-    let (prep, q4_1) = if broadcast {
+    let (prep, laid_out) = if broadcast {
         // Every block is written by the preparation items: only a new length initializes.
         xq.resize(n * blocks, BlockQ8::default());
-        (n, ws.iter().any(|w| w.dtype == DType::Q4_1))
+        (n, ws.iter().any(|w| reads_broadcast(w.dtype)))
     } else {
         // SAFETY: `x` covers n rows (asserted), written by no one else during the call.
         let rows = unsafe { x.rows(0, n, cols, make) };
@@ -549,21 +550,15 @@ fn matmul_packed(
         out_ptrs[i] = OutPtr(o.as_mut_ptr());
         rows[i] = w.rows;
     }
-    plan_chunks(
-        &rows[..ws.len()],
-        cols,
-        n,
-        ondo_kernels::pool::threads(),
-        &mut plan,
-    );
+    plan_chunks(&rows[..ws.len()], n, &mut plan);
     let count = plan.len();
     let xq_ptr = BlocksPtr(xq.as_mut_ptr());
     let prepared = AtomicUsize::new(0);
     let prep_failed = AtomicBool::new(false);
     // Items 0..prep lay out token i; item prep + i is chunk i, rows r0..r1 of one matrix (the
-    // matrices' chunks one after the other). Items are claimed in order, so every layout item
-    // is taken before any chunk; on one thread they simply run in order.
-    ondo_kernels::pool::for_each_claimed_index(prep + count, |item| {
+    // matrices' chunks one after the other). The layout items are claimed first, in order,
+    // then each thread streams its own range of chunks; on one thread they simply run in order.
+    ondo_kernels::pool::for_each_claimed_ranges(prep, prep + count, |item| {
         if item < prep {
             // Counted as done even if it panics (the pool re-raises the panic on the caller
             // when the region ends), with the failure flagged so that no chunk waits forever
@@ -584,7 +579,7 @@ fn matmul_packed(
             spins = spins.wrapping_add(1);
             // As the pool's own wait: a preparing thread that takes this long was probably
             // descheduled, so give it this core.
-            if spins % 4096 == 0 {
+            if spins.is_multiple_of(4096) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -611,7 +606,7 @@ fn matmul_packed(
                 let gb = w.cols / 32 * 8 * w.dtype.block_bytes();
                 let p = &packed[r0 / 8 * gb..r1 / 8 * gb];
                 ondo_kernels::q4_0x8::gemm_q4_0x8_raw(p, r1 - r0, xq_ref, n, out, w.rows);
-            } else if numerics == Numerics::BlockSums && q4_1 && w.dtype == DType::Q4_1 {
+            } else if numerics == Numerics::BlockSums && laid_out && reads_broadcast(w.dtype) {
                 let xbr = own_broadcast(call, xq_ref, n, blocks);
                 let f = ondo_kernels::rows8_sums::gemm_rows8_sums_prepared_raw;
                 f(lay, packed, r0..r1, xq_ref, xbr, out, w.rows);
@@ -665,35 +660,20 @@ struct Chunk {
 /// made the 8-sequence step ~4% faster on one thread).
 const DECODE_CHUNK_MAX: usize = 8 * ondo_kernels::rows8::SUPER_GROUPS;
 
-/// Splits the products' `rows` into the chunks of a region, in the order they are claimed.
+/// Splits the products' `rows` into the chunks of a region, in row order (the order in which
+/// the threads' ranges take them, see [`ondo_kernels::pool::for_each_claimed_ranges`]).
 ///
-/// A prompt's chunks have `ROW_CHUNK` rows. A decoding batch's shrink as the region's rows run
-/// out (a share of what is left, between [`DECODE_CHUNK_MAX`] and a size that gives every chunk
-/// about the same work whatever the width) and end where super-groups end: large chunks share
-/// the activations among more row groups, small ones at the end let the threads finish
-/// together.
-fn plan_chunks(rows: &[usize], cols: usize, n: usize, threads: usize, plan: &mut Vec<Chunk>) {
+/// A prompt's chunks have `ROW_CHUNK` rows; a decoding batch's are super-groups of Q4_1's
+/// layout ([`DECODE_CHUNK_MAX`] rows, the last of a matrix may have fewer).
+fn plan_chunks(rows: &[usize], n: usize, plan: &mut Vec<Chunk>) {
     plan.clear();
-    let (least, most) = if n <= 16 {
-        let least = (ROW_CHUNK * 576 * 4 / (cols * n).max(1)).clamp(8, ROW_CHUNK) / 8 * 8;
-        (least, DECODE_CHUNK_MAX)
-    } else {
-        (ROW_CHUNK, ROW_CHUNK)
-    };
-    let mut left: usize = rows.iter().sum();
+    let size = if n <= 16 { DECODE_CHUNK_MAX } else { ROW_CHUNK };
     for (m, &r) in rows.iter().enumerate() {
-        let mut r0 = 0;
-        while r0 < r {
-            let share = (left / (3 * threads.max(1))).div_ceil(8) * 8;
-            let mut r1 = (r0 + share.clamp(least, most)).min(r);
-            if n <= 16 {
-                // within one super-group of Q4_1's layout
-                r1 = r1.min((r0 / DECODE_CHUNK_MAX + 1) * DECODE_CHUNK_MAX);
-            }
-            plan.push(Chunk { m, r0, r1 });
-            left -= r1 - r0;
-            r0 = r1;
-        }
+        plan.extend((0..r).step_by(size).map(|r0| Chunk {
+            m,
+            r0,
+            r1: (r0 + size).min(r),
+        }));
     }
 }
 
