@@ -87,15 +87,30 @@ unsafe fn strips_pass(
                 v.write(_mm512_setzero_ps());
             }
         }
+        let a = acc.as_mut_ptr() as *mut __m512;
         for k in 0..lay.strips() {
-            for (gi, a) in acc[..gn].iter_mut().enumerate() {
-                let ws = packed.add(lay.strip(g0 + gi, k));
-                let a = a.as_mut_ptr() as *mut __m512;
+            // two row groups at a time: each activation vector loaded feeds both
+            let mut gi = 0;
+            while gi < gn {
+                let pair = gi + 1 < gn;
+                let second = g0 + if pair { gi + 1 } else { gi };
+                let ws = [
+                    packed.add(lay.strip(g0 + gi, k)),
+                    packed.add(lay.strip(second, k)),
+                ];
+                let acc_of = |g: usize| a.add((gi + g) * PAIRS);
                 for (jj, j) in lay.strip_blocks(k).enumerate() {
-                    let o = ws.add(jj * gbb(Q4_1));
-                    crate::quant::prefetch_ahead(o, gbb(Q4_1));
-                    block::<Q4_1>(o, xb.add(j * PAIRS), pairs, a);
+                    let o = ws.map(|w| w.add(jj * gbb(Q4_1)));
+                    crate::quant::prefetch_ahead(o[0], gbb(Q4_1));
+                    let x = xb.add(j * PAIRS);
+                    if pair {
+                        crate::quant::prefetch_ahead(o[1], gbb(Q4_1));
+                        block::<Q4_1, 2>(o, x, pairs, [acc_of(0), acc_of(1)]);
+                    } else {
+                        block::<Q4_1, 1>([o[0]], x, pairs, [acc_of(0)]);
+                    }
                 }
+                gi += 2;
             }
         }
         for (gi, a) in acc[..gn].iter().enumerate() {
@@ -119,26 +134,50 @@ unsafe fn groups_pass<const K: u8>(
     out_stride: usize,
 ) {
     let pairs = n.div_ceil(2);
-    for g in groups.clone() {
-        let mut acc = [_mm512_setzero_ps(); PAIRS];
-        let gb = lay.group(g);
+    // two row groups at a time: each activation vector loaded feeds both
+    let mut g = groups.start;
+    while g < groups.end {
+        let mut acc = [[_mm512_setzero_ps(); PAIRS]; 2];
+        let both = g + 1 < groups.end;
+        let gb = [lay.group(g), lay.group(if both { g + 1 } else { g })];
+        let [a0, a1] = &mut acc;
         for j in 0..lay.blocks() {
-            let o = packed.add(gb.at(j));
-            crate::quant::prefetch_ahead(o, gbb(K));
-            block::<K>(o, xb.add(j * PAIRS), pairs, acc.as_mut_ptr());
+            let o = gb.map(|b| packed.add(b.at(j)));
+            crate::quant::prefetch_ahead(o[0], gbb(K));
+            let x = xb.add(j * PAIRS);
+            if both {
+                crate::quant::prefetch_ahead(o[1], gbb(K));
+                block::<K, 2>(o, x, pairs, [a0.as_mut_ptr(), a1.as_mut_ptr()]);
+            } else {
+                block::<K, 1>([o[0]], x, pairs, [a0.as_mut_ptr()]);
+            }
         }
-        store(acc.as_ptr(), n, out.add(8 * (g - groups.start)), out_stride);
+        store(
+            acc[0].as_ptr(),
+            n,
+            out.add(8 * (g - groups.start)),
+            out_stride,
+        );
+        if both {
+            store(
+                acc[1].as_ptr(),
+                n,
+                out.add(8 * (g + 1 - groups.start)),
+                out_stride,
+            );
+        }
+        g += 2;
     }
 }
 
-/// One group block at `o` × block `j` of the tile's `pairs` pairs (`x`, their entries for
-/// that block), added to the pairs' accumulators `acc[..pairs]`.
+/// The group blocks at `o` (of `G` row groups) × block `j` of the tile's `pairs` pairs (`x`,
+/// their entries for that block), added to the groups' pair accumulators `acc[g][..pairs]`.
 #[inline(always)]
-unsafe fn block<const K: u8>(
-    o: *const u8,
+unsafe fn block<const K: u8, const G: usize>(
+    o: [*const u8; G],
     x: *const BroadcastPair,
     pairs: usize,
-    acc: *mut __m512,
+    acc: [*mut __m512; G],
 ) {
     let halves = |at: *const u8| {
         _mm512_cvtph_ps(_mm256_broadcastsi128_si256(_mm_loadu_si128(
@@ -146,46 +185,49 @@ unsafe fn block<const K: u8>(
         )))
     };
     let both = |at: *const u8| _mm512_broadcast_i64x4(_mm256_loadu_si256(at as *const __m256i));
-    let dw = halves(o);
-    let mut q = [_mm512_setzero_si512(); 8];
-    let mut mw = _mm512_setzero_ps();
-    if K == Q4_1 {
-        mw = halves(o.add(16));
-        let low = _mm512_set1_epi8(0x0F);
-        for c in 0..4 {
-            let wv = both(o.add(32 + 32 * c));
-            q[c] = _mm512_and_si512(wv, low);
-            q[4 + c] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low);
-        }
-    } else {
-        let flip = _mm512_set1_epi8(-128);
-        for (c, qc) in q.iter_mut().enumerate() {
-            *qc = _mm512_xor_si512(both(o.add(16 + 32 * c)), flip);
+    let dw = o.map(halves);
+    let mut q = [[_mm512_setzero_si512(); 8]; G];
+    let mut mw = [_mm512_setzero_ps(); G];
+    for g in 0..G {
+        if K == Q4_1 {
+            mw[g] = halves(o[g].add(16));
+            let low = _mm512_set1_epi8(0x0F);
+            for c in 0..4 {
+                let wv = both(o[g].add(32 + 32 * c));
+                q[g][c] = _mm512_and_si512(wv, low);
+                q[g][4 + c] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low);
+            }
+        } else {
+            let flip = _mm512_set1_epi8(-128);
+            for (c, qc) in q[g].iter_mut().enumerate() {
+                *qc = _mm512_xor_si512(both(o[g].add(16 + 32 * c)), flip);
+            }
         }
     }
     for p in 0..pairs {
         let e = x.add(p);
-        let y = |c: usize| _mm512_load_si512((*e).y[c].as_ptr() as *const __m512i);
-        // two chains of four: the integer sum is exact in any order
-        let (mut s0, mut s1) = if K == Q4_1 {
-            (_mm512_setzero_si512(), _mm512_setzero_si512())
+        let start = if K == Q4_1 {
+            _mm512_setzero_si512()
         } else {
-            (
-                _mm512_load_si512((*e).z.as_ptr() as *const __m512i),
-                _mm512_setzero_si512(),
-            )
+            _mm512_load_si512((*e).z.as_ptr() as *const __m512i)
         };
-        for c in (0..8).step_by(2) {
-            s0 = _mm512_dpbusd_epi32(s0, q[c], y(c));
-            s1 = _mm512_dpbusd_epi32(s1, q[c + 1], y(c + 1));
+        let mut s = [start; G];
+        for (c, yc) in (*e).y.iter().enumerate() {
+            let y = _mm512_load_si512(yc.as_ptr() as *const __m512i);
+            for g in 0..G {
+                s[g] = _mm512_dpbusd_epi32(s[g], q[g][c], y);
+            }
         }
-        let sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-        let d = _mm512_mul_ps(dw, _mm512_load_ps((*e).d.as_ptr()));
-        let mut a = _mm512_fmadd_ps(d, sum, *acc.add(p));
-        if K == Q4_1 {
-            a = _mm512_fmadd_ps(mw, _mm512_load_ps((*e).s.as_ptr()), a);
+        let dx = _mm512_load_ps((*e).d.as_ptr());
+        for g in 0..G {
+            let sum = _mm512_cvtepi32_ps(s[g]);
+            let d = _mm512_mul_ps(dw[g], dx);
+            let mut a = _mm512_fmadd_ps(d, sum, *acc[g].add(p));
+            if K == Q4_1 {
+                a = _mm512_fmadd_ps(mw[g], _mm512_load_ps((*e).s.as_ptr()), a);
+            }
+            *acc[g].add(p) = a;
         }
-        *acc.add(p) = a;
     }
 }
 
