@@ -27,6 +27,17 @@ use crate::rows8_sums_avx2 as avx2;
 use crate::rows8_sums_avx512 as avx512;
 use crate::DType;
 
+/// The most tokens worth laying out broadcast for one product: 128 with AVX-512 VNNI (a
+/// prompt's tiles then go through its kernels, faster than the AVX2 direct pass), else 0 (the
+/// caller's own bound applies).
+pub fn broadcast_tokens_max() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx512_vnni_available() {
+        return 128;
+    }
+    0
+}
+
 /// True if the batched kernel for weights `w` reads activations laid out broadcast, so that
 /// [`gemm_rows8_sums_prepared_raw`] is worth a caller's layout: Q4_1 always, Q8_0 with
 /// AVX-512 VNNI (the AVX2 Q8_0 pass broadcasts in its loop, which measured faster).

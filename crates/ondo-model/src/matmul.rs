@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use ondo_kernels::q8_broadcast::Q8Broadcast;
 use ondo_kernels::rows8::{has_rows8, Layout};
-use ondo_kernels::rows8_sums::reads_broadcast;
+use ondo_kernels::rows8_sums::{self, reads_broadcast};
 use ondo_kernels::{act_rounding, ActRounding, BlockQ8, BlockQ8K, DType};
 
 use crate::{Numerics, QWeight};
@@ -310,10 +310,12 @@ pub(crate) fn makes_rows_in_region(ws: &[&QWeight], n: usize, numerics: Numerics
 }
 
 /// True if [`matmul_packed`] lays a batch of `n` tokens out broadcast (and makes its rows in
-/// the region): a decoding batch under `BlockSums` through a Q4_1/Q8_0 matrix.
+/// the region): a batch under `BlockSums` through a Q4_1/Q8_0 matrix, of up to 16 tokens (a
+/// decoding batch), or up to [`rows8_sums::broadcast_tokens_max`] where the kernels have
+/// AVX-512 (a server's batch of prompts, too).
 fn broadcasts(ws: &[&QWeight], n: usize, numerics: Numerics) -> bool {
     numerics == Numerics::BlockSums
-        && (2..=16).contains(&n)
+        && (2..=rows8_sums::broadcast_tokens_max().max(16)).contains(&n)
         && ws.iter().any(|w| has_rows8(w.dtype))
 }
 
