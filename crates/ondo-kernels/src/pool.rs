@@ -235,16 +235,18 @@ where
 
 /// The most threads [`for_each_claimed_ranges`] gives a range of their own (the others only
 /// help with the ranges' ends).
-const MAX_RANGES: usize = 64;
+const MAX_RANGES: usize = 16;
 
 /// [`for_each_claimed_index`] over `0..count` for items that read memory laid out in item
-/// order: the first `shared` items are claimed in order from one counter, the others split
-/// into one contiguous range per thread. A thread takes its own range front to back, so it
-/// streams that memory without a break (a thread whose items alternated with another's read
-/// a Q4_1 matrix ~25% slower, each jump costing a new hardware-prefetch stream; measured with
-/// scratch code on this project's 2-core machine), then takes what is left of the others'
-/// from their back ends, one item at a time: a thread that is descheduled still holds up only
-/// the item it is on. Each item is visited exactly once.
+/// order, in two phases: the first `shared` items, then the others. Each phase is split into
+/// one contiguous range per thread. A thread takes its own range front to back, so it streams
+/// that memory without a break (a thread whose items alternated with another's read a Q4_1
+/// matrix ~25% slower, each jump costing a new hardware-prefetch stream; measured with scratch
+/// code on this project's 2-core machine), then takes what is left of the others' from their
+/// back ends, one item at a time: a thread that is descheduled still holds up only the item it
+/// is on. So, balance permitting, a thread gets the same items of the first phase from one
+/// call to the next (a decoding batch's tokens: their rows and caches stay in its core's
+/// caches). Each item is visited exactly once.
 pub fn for_each_claimed_ranges<F>(shared: usize, count: usize, f: F)
 where
     F: Fn(usize) + Sync,
@@ -255,33 +257,46 @@ where
         return;
     }
     let shared = shared.min(count);
-    let next = AtomicUsize::new(0);
-    let ranges = n.min(MAX_RANGES).min(count - shared).max(1);
-    let ends: [Ends; MAX_RANGES] = std::array::from_fn(|r| {
-        let lo = shared + (count - shared) * r / ranges;
-        let hi = shared + (count - shared) * (r + 1) / ranges;
-        Ends::new(if r < ranges { lo..hi } else { 0..0 })
-    });
+    let first = Ranges::new(0..shared, n);
+    let second = Ranges::new(shared..count, n);
     run(&|t| {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= shared {
-                break;
-            }
-            f(i);
-        }
-        if t < ranges {
-            while let Some(i) = ends[t].take(false) {
+        first.drain(t, &f);
+        second.drain(t, &f);
+    });
+}
+
+/// One phase of [`for_each_claimed_ranges`]: its items split into `len` contiguous ranges.
+struct Ranges {
+    ends: [Ends; MAX_RANGES],
+    len: usize,
+}
+
+impl Ranges {
+    fn new(items: std::ops::Range<usize>, threads: usize) -> Self {
+        let (start, count) = (items.start, items.len());
+        let len = threads.min(MAX_RANGES).min(count).max(1);
+        let ends = std::array::from_fn(|r| {
+            let lo = start + count * r / len;
+            let hi = start + count * (r + 1) / len;
+            Ends::new(if r < len { lo..hi } else { 0..0 })
+        });
+        Ranges { ends, len }
+    }
+
+    /// Thread `t`'s share: its own range front to back, then the others' from their backs.
+    fn drain(&self, t: usize, f: &impl Fn(usize)) {
+        if t < self.len {
+            while let Some(i) = self.ends[t].take(false) {
                 f(i);
             }
         }
-        for k in 1..ranges {
-            let other = &ends[(t + k) % ranges];
+        for k in 1..=self.len {
+            let other = &self.ends[(t + k) % self.len];
             while let Some(i) = other.take(true) {
                 f(i);
             }
         }
-    });
+    }
 }
 
 /// The unclaimed items `lo..hi` of one range of [`for_each_claimed_ranges`], packed in one
