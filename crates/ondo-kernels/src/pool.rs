@@ -8,9 +8,9 @@
 //! there is no deadlock and no oversubscription. A panic inside a job is caught on the worker
 //! and re-raised on the caller once every worker has finished.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,32 @@ const SPIN: Duration = Duration::from_micros(300);
 
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
-struct Shared {
-    n_threads: usize,
+/// What the caller writes to open a region, on a cache line of its own: the workers spin on
+/// `generation` and find the job beside it, so seeing a region costs one line's transfer.
+#[repr(align(64))]
+struct Publish {
     /// Bumped by the caller to publish a new job.
     generation: AtomicUsize,
-    /// Workers that finished the current job.
+    /// The current job, with its lifetime erased: written by the region's owner before it bumps
+    /// `generation` (release), read by the workers after they see the bump (acquire), and
+    /// neither again until every worker has counted itself in `done`.
+    job: UnsafeCell<Option<Job<'static>>>,
+}
+
+/// What the workers write, on another line.
+#[repr(align(64))]
+struct Finish {
+    /// Workers that finished a region, over all regions: every region adds `n_threads - 1`,
+    /// so region number `g` is done when this reaches `g * (n_threads - 1)`.
     done: AtomicUsize,
-    /// The current job, with its lifetime erased; valid while a region is open.
-    job: Mutex<Option<Job<'static>>>,
-    panicked: AtomicBool,
+    /// Jobs that panicked on a worker, over all regions.
+    panics: AtomicUsize,
+}
+
+struct Shared {
+    n_threads: usize,
+    publish: Publish,
+    finish: Finish,
     sleep_lock: Mutex<()>,
     wake: Condvar,
     /// Workers inside (or about to enter) `wake.wait`: the caller notifies only when nonzero.
@@ -35,6 +52,10 @@ struct Shared {
     /// Held by the thread that runs a region.
     busy: Mutex<()>,
 }
+
+// SAFETY: `publish.job` is the only field that is not Sync; its accesses are ordered by the
+// protocol described on `Publish::job` (one writer, the holder of `busy`, while no worker reads).
+unsafe impl Sync for Shared {}
 
 thread_local! {
     static IN_REGION: Cell<bool> = const { Cell::new(false) };
@@ -63,10 +84,14 @@ fn pool() -> &'static Shared {
         };
         let shared: &'static Shared = Box::leak(Box::new(Shared {
             n_threads: n.max(1),
-            generation: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
-            job: Mutex::new(None),
-            panicked: AtomicBool::new(false),
+            publish: Publish {
+                generation: AtomicUsize::new(0),
+                job: UnsafeCell::new(None),
+            },
+            finish: Finish {
+                done: AtomicUsize::new(0),
+                panics: AtomicUsize::new(0),
+            },
             sleep_lock: Mutex::new(()),
             wake: Condvar::new(),
             sleepers: AtomicUsize::new(0),
@@ -87,7 +112,7 @@ fn worker_loop(s: &'static Shared, index: usize) {
     loop {
         let start = Instant::now();
         let mut spins = 0u32;
-        let mut gen = s.generation.load(Ordering::Acquire);
+        let mut gen = s.publish.generation.load(Ordering::Acquire);
         while gen == seen {
             spins = spins.wrapping_add(1);
             // Reading the clock costs more than a spin: look at it every 256 spins only.
@@ -96,23 +121,25 @@ fn worker_loop(s: &'static Shared, index: usize) {
             } else {
                 let guard = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.sleepers.fetch_add(1, Ordering::SeqCst);
-                if s.generation.load(Ordering::SeqCst) == seen {
+                if s.publish.generation.load(Ordering::SeqCst) == seen {
                     let _unused = s.wake.wait_timeout(guard, Duration::from_millis(50));
                 }
                 s.sleepers.fetch_sub(1, Ordering::SeqCst);
             }
-            gen = s.generation.load(Ordering::Acquire);
+            gen = s.publish.generation.load(Ordering::Acquire);
         }
         seen = gen;
-        let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the generation was bumped (acquire above) after the job was written, and the
+        // job is not written again before this worker counts itself done below.
+        let job = unsafe { *s.publish.job.get() };
         if let Some(job) = job {
             IN_REGION.with(|f| f.set(true));
             if catch_unwind(AssertUnwindSafe(|| job(index))).is_err() {
-                s.panicked.store(true, Ordering::Release);
+                s.finish.panics.fetch_add(1, Ordering::Relaxed);
             }
             IN_REGION.with(|f| f.set(false));
         }
-        s.done.fetch_add(1, Ordering::AcqRel);
+        s.finish.done.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -127,14 +154,17 @@ pub fn run(f: &(dyn Fn(usize) + Sync)) {
     let Ok(_busy) = s.busy.try_lock() else {
         return serial();
     };
+    let panics = s.finish.panics.load(Ordering::Relaxed);
     // SAFETY: the job reference is only used by workers between the generation bump below
-    // and the moment `done` reaches n_threads - 1, and this function does not return before
-    // then, so `f` outlives every use. The slot is cleared before returning.
-    let job: Job<'static> = unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(f) };
-    *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
-    s.done.store(0, Ordering::Release);
-    s.panicked.store(false, Ordering::Release);
-    s.generation.fetch_add(1, Ordering::SeqCst);
+    // and the moment `done` reaches this region's count, and this function does not return
+    // before then, so `f` outlives every use. Holding `busy`, this thread alone writes the
+    // slot, and no worker reads it now: each has counted itself done for the last region and
+    // reads the slot only after seeing the bump below. The slot is cleared before returning.
+    unsafe {
+        *s.publish.job.get() = Some(std::mem::transmute::<Job<'_>, Job<'static>>(f));
+    }
+    let gen = s.publish.generation.fetch_add(1, Ordering::SeqCst) + 1;
+    let target = gen.wrapping_mul(s.n_threads - 1);
     // A worker counts itself in `sleepers` under the lock before it re-checks the generation,
     // so either it sees the new generation or this load sees it and the notify (which needs
     // the lock, so comes after its wait began) wakes it.
@@ -146,7 +176,7 @@ pub fn run(f: &(dyn Fn(usize) + Sync)) {
     let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
     IN_REGION.with(|r| r.set(false));
     let mut spins = 0u32;
-    while s.done.load(Ordering::Acquire) < s.n_threads - 1 {
+    while s.finish.done.load(Ordering::Acquire) != target {
         spins = spins.wrapping_add(1);
         // A worker that waits this long was probably descheduled (more runnable threads than
         // cores): give it this core instead of spinning through our time slice.
@@ -156,11 +186,12 @@ pub fn run(f: &(dyn Fn(usize) + Sync)) {
             std::hint::spin_loop();
         }
     }
-    *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    // SAFETY: every worker is done with this region (acquire above), so none reads the slot.
+    unsafe { *s.publish.job.get() = None };
     if let Err(p) = mine {
         std::panic::resume_unwind(p);
     }
-    if s.panicked.load(Ordering::Acquire) {
+    if s.finish.panics.load(Ordering::Relaxed) != panics {
         panic!("a worker thread panicked in a parallel region");
     }
 }
