@@ -30,7 +30,8 @@ and PASS/FAIL against its bar; a table of all sections closes the run, and the e
                 counted from usage. Bar: the median pair's aggregate / single >= 3.0 (lean
                 client when it is built). Also printed, for the machine's state at the
                 time: the bare engine's figures (`ondo bench -p 32 -n 64 --parallel 1` and
-                `8`, no HTTP, run while the server idles).
+                `8`, no HTTP, run while the server idles) and what an empty parallel region
+                costs (`ondo bench --bandwidth`: the round trips between the cores).
   D  prefix     --parallel 2 -c 4096: a ~1,000-token conversation (system message starting
                 with a fresh nonce, several user/assistant turns of filler); time to the
                 first content chunk of its first request (cold) and of a second request
@@ -383,6 +384,8 @@ async def section_b(a, server):
 
 async def section_c(a, server):
     """Aggregate tokens/s of 8 streams against one alone, through two clients."""
+    region_before = region_ns(a)
+
     def body(prompt):
         return {"prompt": prompt, "max_tokens": 128, "temperature": 0,
                 "stream_options": {"include_usage": True}}
@@ -446,10 +449,13 @@ async def section_c(a, server):
         hx = await interleaved(lambda ps: run_httpx(client, ps))
         ln = await interleaved(run_lean) if lean else None
     bare = {n: bare_engine_tok_s(a, n) for n in (1, 8)}
-    fig = {"httpx": figs(hx), "bare_engine_tok_s": bare}
+    region = (region_before, region_ns(a))
+    fig = {"httpx": figs(hx), "bare_engine_tok_s": bare, "region_ns": region}
     line = text("httpx client", hx)
     line += (f"; bare engine (ondo bench --parallel, no HTTP): 1 sequence {bare[1]:.1f} tok/s, "
-             f"8 sequences {bare[8]:.1f} ({bare[8] / bare[1]:.2f}x)")
+             f"8 sequences {bare[8]:.1f} ({bare[8] / bare[1]:.2f}x); an empty parallel region "
+             f"{region[0]:.0f} ns before, {region[1]:.0f} after (~130 with the vCPUs on one "
+             "CCX, ~530 on two CCDs)")
     ratio = fig["httpx"]["median_ratio"]
     if lean:
         fig["lean"] = figs(ln)
@@ -469,6 +475,14 @@ def bare_engine_tok_s(a, n):
            + (["-m", a.model] if a.model else []))
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)["tg_tok_s"]
+
+
+def region_ns(a):
+    """What an empty parallel region costs now (`ondo bench --bandwidth`): where the vCPUs sit."""
+    cmd = ([a.ondo] + (["-t", str(a.threads)] if a.threads else [])
+           + ["bench", "--bandwidth", "--json"])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["region_ns"]
 
 
 def process_cpu():

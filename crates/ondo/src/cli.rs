@@ -190,7 +190,8 @@ pub struct BenchArgs {
     /// Tokens to generate (tg).
     #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
     pub n_gen: usize,
-    /// Measure the machine's memory read bandwidth (GB/s, with -t threads) instead of a model.
+    /// Measure the machine's memory read bandwidth (GB/s, with -t threads) and the cost of an
+    /// empty parallel region (ns: the round trips between the cores) instead of a model.
     #[arg(long)]
     pub bandwidth: bool,
     /// Positions already in the cache before the prompt.

@@ -146,6 +146,20 @@ fn bench_reports_speeds_as_json() {
 }
 
 #[test]
+fn bench_measures_the_machine_without_a_model() {
+    let out = ondo_real(&["bench", "--bandwidth", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    for key in ["read_gb_s", "region_ns"] {
+        assert!(
+            v[key].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()),
+            "{key} missing in {v}"
+        );
+    }
+    assert!(v["threads"].as_u64().is_some_and(|t| t >= 1), "{v}");
+}
+
+#[test]
 fn bench_decodes_sequences_together() {
     let Some(model) = model_path() else { return };
     let m = model.to_str().unwrap();

@@ -4,7 +4,8 @@
 //! tokens one at a time after a prompt of `-p` tokens (at `--depth` extra positions when
 //! given). With `--parallel N`, N sequences each take a prompt, then decode together in the
 //! server's batched pass (`forward_batch`, block-sum numerics), and the figures are aggregates.
-//! `--bandwidth` measures the machine's memory read bandwidth instead.
+//! `--bandwidth` measures the machine's memory read bandwidth instead, and what an empty
+//! parallel region costs (the round trips between the cores).
 
 use std::time::Instant;
 
@@ -161,15 +162,34 @@ fn bandwidth(json: bool) -> Result<()> {
         });
         best = best.max((words * 8) as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
+    let region = region_ns();
     if json {
         println!(
             "{}",
-            serde_json::json!({ "threads": threads, "read_gb_s": best })
+            serde_json::json!({ "threads": threads, "read_gb_s": best, "region_ns": region })
         );
     } else {
         println!("read bandwidth {best:.1} GB/s ({threads} threads, 1 GiB, best of 5)");
+        println!("parallel region {region:.0} ns (empty, all threads, median of 5 x 20,000)");
     }
     Ok(())
+}
+
+/// What opening and closing an empty parallel region of all the pool's threads costs: the
+/// round trips between the cores. On this project's 2-vCPU machines it tells where the two
+/// vCPUs sit at the moment (~130 ns on one CCX, ~530 ns on two CCDs), which moves the batched
+/// decode's speed by ~25% (docs/serve.md).
+fn region_ns() -> f64 {
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..20_000 {
+                ondo_kernels::pool::run(&|_| {});
+            }
+            t.elapsed().as_secs_f64() * 1e9 / 20_000.0
+        })
+        .collect();
+    median(&mut runs)
 }
 
 fn median(xs: &mut [f64]) -> f64 {
