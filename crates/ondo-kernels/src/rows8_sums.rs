@@ -27,6 +27,22 @@ use crate::rows8_sums_avx2 as avx2;
 use crate::rows8_sums_avx512 as avx512;
 use crate::DType;
 
+/// The SIMD passes' const-generic names for the weight types.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const Q4_1: u8 = 1;
+#[cfg(target_arch = "x86_64")]
+pub(crate) const Q8_0: u8 = 2;
+
+/// Bytes of one group block (8 rows, one 32-element block) of weight type `k`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const fn gbb(k: u8) -> usize {
+    if k == Q4_1 {
+        160
+    } else {
+        272
+    }
+}
+
 /// The most tokens worth laying out broadcast for one product: 128 with AVX-512 VNNI (a
 /// prompt's tiles then go through its kernels, faster than the AVX2 direct pass), else 0 (the
 /// caller's own bound applies).

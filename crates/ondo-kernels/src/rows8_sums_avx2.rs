@@ -23,18 +23,8 @@ use std::ops::Range;
 use crate::q8::BlockQ8;
 use crate::q8_broadcast::{BroadcastPair, BroadcastRows, PAIRS, TILE};
 use crate::rows8::{Layout, SUPER_GROUPS};
+use crate::rows8_sums::{gbb, Q4_1, Q8_0};
 use crate::DType;
-
-const Q4_1: u8 = 1;
-const Q8_0: u8 = 2;
-
-const fn gbb(k: u8) -> usize {
-    if k == Q4_1 {
-        160
-    } else {
-        272
-    }
-}
 
 /// `out[t * out_stride + 8 * (g - groups.start) + lane]` for the row groups `groups` of the
 /// matrix at `packed` (laid out as `lay`) and `ntok` tokens of `xq`.

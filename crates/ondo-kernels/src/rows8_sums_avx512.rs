@@ -20,18 +20,8 @@ use std::ops::Range;
 
 use crate::q8_broadcast::{BroadcastPair, BroadcastRows, PAIRS, TILE};
 use crate::rows8::{Layout, SUPER_GROUPS};
+use crate::rows8_sums::{gbb, Q4_1, Q8_0};
 use crate::DType;
-
-const Q4_1: u8 = 1;
-const Q8_0: u8 = 2;
-
-const fn gbb(k: u8) -> usize {
-    if k == Q4_1 {
-        160
-    } else {
-        272
-    }
-}
 
 /// How far ahead (bytes) the passes ask for the weights they stream. Twice decoding's
 /// distance: a block takes longer here. Scratch microbenchmark, 8 tokens, two threads each
