@@ -39,10 +39,10 @@ fn prefetch_ahead(p: *const u8, len: usize) {
 /// Q4_1 or Q8_0 matrix at `packed` (laid out as `lay`) and the `xb.ntok()` tokens of `xb`.
 ///
 /// # Safety
-/// AVX-512 F/BW/VNNI and AVX2/FMA/F16C ([`crate::quant::avx512_vnni_available`]); `packed` holds the whole matrix `lay`
-/// describes, `groups` lies in it, `xb` is a valid handle to filled rows of `lay.blocks()`
-/// blocks that no one writes meanwhile, and `out` holds every element written, which no one
-/// else accesses meanwhile.
+/// AVX-512 F/BW/VNNI and AVX2/FMA/F16C ([`crate::quant::avx512_vnni_available`]); `packed`
+/// holds the whole matrix `lay` describes, `groups` lies in it, `xb` is a valid handle to
+/// filled rows of `lay.blocks()` blocks that no one writes meanwhile, and `out` holds every
+/// element written, which no one else accesses meanwhile.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
 pub(crate) unsafe fn gemm_prepared(
     packed: *const u8,
