@@ -283,7 +283,10 @@ where
     F: Fn(usize) + Sync,
 {
     let n = threads();
-    if n == 1 || count < 2 || u32::try_from(count).is_err() {
+    // Nested in a region, the pool runs every thread's share on this thread: in item order,
+    // not each range's back end after the first range.
+    let nested = IN_REGION.with(|r| r.get());
+    if n == 1 || nested || count < 2 || u32::try_from(count).is_err() {
         (0..count).for_each(f);
         return;
     }
@@ -445,6 +448,19 @@ mod tests {
                 "{shared} {count}"
             );
             assert_eq!(shared_done.load(Ordering::Relaxed), shared.min(count));
+        }
+    }
+
+    #[test]
+    fn items_in_ranges_run_in_order_when_nested() {
+        let orders: Vec<std::sync::Mutex<Vec<usize>>> =
+            (0..threads()).map(|_| Default::default()).collect();
+        run(&|t| {
+            let order = &orders[t];
+            for_each_claimed_ranges(3, 40, |i| order.lock().unwrap().push(i));
+        });
+        for order in orders {
+            assert_eq!(order.into_inner().unwrap(), (0..40).collect::<Vec<_>>());
         }
     }
 
