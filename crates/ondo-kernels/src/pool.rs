@@ -61,6 +61,21 @@ thread_local! {
     static IN_REGION: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Marks this thread as inside a region until dropped (then restores the mark it had).
+struct InRegion(bool);
+
+impl InRegion {
+    fn enter() -> Self {
+        InRegion(IN_REGION.with(|r| r.replace(true)))
+    }
+}
+
+impl Drop for InRegion {
+    fn drop(&mut self) {
+        IN_REGION.with(|r| r.set(self.0));
+    }
+}
+
 static POOL: OnceLock<&'static Shared> = OnceLock::new();
 static REQUESTED_THREADS: AtomicUsize = AtomicUsize::new(0);
 
@@ -147,7 +162,12 @@ fn worker_loop(s: &'static Shared, index: usize) {
 /// are done. Falls back to running every index on this thread when the pool is busy.
 pub fn run(f: &(dyn Fn(usize) + Sync)) {
     let s = pool();
-    let serial = || (0..s.n_threads).for_each(f);
+    // Run serially, the shares count as inside a region too: what they nest runs serially
+    // (and in order, see `for_each_claimed_ranges`) instead of taking the pool mid-share.
+    let serial = || {
+        let _inside = InRegion::enter();
+        (0..s.n_threads).for_each(f)
+    };
     if s.n_threads == 1 || IN_REGION.with(|r| r.get()) {
         return serial();
     }
