@@ -9,18 +9,21 @@
 //! row. Q4_0 shares the layout ([`repack_rows8`], [`unpack_row`]) but has its own kernel
 //! ([`crate::q4_0x8`]).
 //!
-//! Where the group blocks lie ([`Layout`]): group after group, or (Q4_1 only, chosen when the
-//! matrix is repacked) in super-groups of [`SUPER_GROUPS`] groups (the last may have fewer),
+//! Where the group blocks lie ([`Layout`]): group after group, or (Q4_1 and Q8_0, chosen when
+//! the matrix is repacked) in super-groups of [`SUPER_GROUPS`] groups (the last may have fewer),
 //! each stored strip after strip: strip `k` is blocks `4k..4k+4` ([`STRIP_BLOCKS`]) of each of
 //! the super-group's groups, group after group. A strip's blocks always follow one another.
-//! Strips are the order in which a decoding batch of `rows8_sums` reads a Q4_1 matrix (a strip
+//! Strips are the order in which a decoding batch of `rows8_sums` reads a matrix (a strip
 //! of activations stays in L1 while it is applied to the super-group's groups), so the batch
 //! streams the weights in address order instead of 16 streams per thread. Measured on this
 //! project's 2-core machine (scratch code): two threads multiplying 66 MB of Q4_1 by 8 tokens
 //! got ~190 GOP/s group after group and ~270 strip by strip, and SmolLM2's 8-sequence step
 //! took 11-17% less time; one token's block sums ran as fast either way, but ggml's row dot
 //! (which keeps 9 sums per group between strips) ~10% slower on strips. So models loaded for
-//! block sums (the server's) get strips, the others (`ondo run`'s) groups.
+//! block sums (the server's) get strips, the others (`ondo run`'s) groups. Q8_0 (SmolLM2's
+//! output head) gains the same way: with AVX-512, 8 tokens × 768 rows of 576 columns in L2
+//! ran at ~195 GMAC/s group after group (the tile's 50 KB of broadcast activations overflow
+//! L1) and ~290 strip by strip; the 30 MB head streamed by two threads at 137-225 and ~255.
 //!
 //! ggml keeps, per row, an 8-lane f32 accumulator; lane `l` of a block's integer products
 //! covers 4 consecutive elements (for Q4_1: low nibbles of quant bytes `4l..4l+4` for l < 4,
@@ -69,8 +72,8 @@ pub struct Layout {
 
 impl Layout {
     /// A `rows` × `cols` matrix of type `w` (one with the layout: [`has_layout`]; `rows` a
-    /// multiple of 8, `cols` of 32), its group blocks strip by strip if `strips` (Q4_1 only),
-    /// else group by group. Panics otherwise.
+    /// multiple of 8, `cols` of 32), its group blocks strip by strip if `strips` (Q4_1 and
+    /// Q8_0), else group by group. Panics otherwise.
     pub fn new(w: DType, rows: usize, cols: usize, strips: bool) -> Self {
         assert!(has_layout(w), "no eight-row layout for {w}");
         assert!(
@@ -78,8 +81,8 @@ impl Layout {
             "rows8 needs rows % 8 == 0"
         );
         assert!(
-            !strips || w == DType::Q4_1,
-            "only Q4_1 is laid out in strips"
+            !strips || w == DType::Q4_1 || w == DType::Q8_0,
+            "only Q4_1 and Q8_0 are laid out in strips"
         );
         Layout {
             w,

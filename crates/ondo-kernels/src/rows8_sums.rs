@@ -264,7 +264,11 @@ mod tests {
 
     #[test]
     fn a_matrix_without_columns_gives_zero_products() {
-        for (w, strips) in [(DType::Q4_1, true), (DType::Q8_0, false)] {
+        for (w, strips) in [
+            (DType::Q4_1, true),
+            (DType::Q8_0, true),
+            (DType::Q8_0, false),
+        ] {
             let lay = Layout::new(w, 24, 0, strips);
             for ntok in [1, 3] {
                 let mut fast = vec![f32::NAN; ntok * 24];
@@ -281,6 +285,7 @@ mod tests {
         for (w, strips) in [
             (DType::Q4_1, true),
             (DType::Q4_1, false),
+            (DType::Q8_0, true),
             (DType::Q8_0, false),
         ] {
             for (rows, cols, ntok) in [

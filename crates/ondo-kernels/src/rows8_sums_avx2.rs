@@ -51,8 +51,12 @@ pub(crate) unsafe fn gemm(
             let mut acc = [_mm256_setzero_ps(); SUPER_GROUPS];
             for k in 0..lay.strips() {
                 for (a, g) in acc.iter_mut().zip(sg.clone()) {
-                    let ws = packed.add(lay.strip(g, k));
-                    *a = one_token::<Q4_1>(ws, lay.strip_blocks(k), xq, *a);
+                    let (ws, js) = (packed.add(lay.strip(g, k)), lay.strip_blocks(k));
+                    *a = if q41 {
+                        one_token::<Q4_1>(ws, js, xq, *a)
+                    } else {
+                        one_token::<Q8_0>(ws, js, xq, *a)
+                    };
                 }
             }
             for (a, g) in acc.iter().zip(sg.clone()) {

@@ -58,7 +58,10 @@ pub(crate) unsafe fn gemm_prepared(
         let n = (ntok - t0).min(TILE);
         let (e, o) = (xb.tile(tile), out.add(t0 * out_stride));
         match (lay.dtype(), lay.in_strips()) {
-            (DType::Q4_1, true) => strips_pass(packed, lay, groups.clone(), e, n, o, out_stride),
+            (DType::Q4_1, true) => {
+                strips_pass::<Q4_1>(packed, lay, groups.clone(), e, n, o, out_stride)
+            }
+            (_, true) => strips_pass::<Q8_0>(packed, lay, groups.clone(), e, n, o, out_stride),
             (DType::Q4_1, false) => {
                 groups_pass::<Q4_1>(packed, lay, groups.clone(), e, n, o, out_stride)
             }
@@ -67,10 +70,10 @@ pub(crate) unsafe fn gemm_prepared(
     }
 }
 
-/// Q4_1 in strips: super-group by super-group, strip by strip (the layout's order, see
+/// In strips: super-group by super-group, strip by strip (the layout's order, see
 /// [`crate::rows8`]), the `n` tokens of one tile `xb`.
 #[inline(always)]
-unsafe fn strips_pass(
+unsafe fn strips_pass<const K: u8>(
     packed: *const u8,
     lay: Layout,
     groups: Range<usize>,
@@ -102,14 +105,14 @@ unsafe fn strips_pass(
                 ];
                 let acc_of = |g: usize| a.add((gi + g) * PAIRS);
                 for (jj, j) in lay.strip_blocks(k).enumerate() {
-                    let o = ws.map(|w| w.add(jj * gbb(Q4_1)));
-                    prefetch_ahead(o[0], gbb(Q4_1));
+                    let o = ws.map(|w| w.add(jj * gbb(K)));
+                    prefetch_ahead(o[0], gbb(K));
                     let x = xb.add(j * PAIRS);
                     if pair {
-                        prefetch_ahead(o[1], gbb(Q4_1));
-                        block::<Q4_1, 2>(o, x, pairs, [acc_of(0), acc_of(1)]);
+                        prefetch_ahead(o[1], gbb(K));
+                        block::<K, 2>(o, x, pairs, [acc_of(0), acc_of(1)]);
                     } else {
-                        block::<Q4_1, 1>([o[0]], x, pairs, [acc_of(0)]);
+                        block::<K, 1>([o[0]], x, pairs, [acc_of(0)]);
                     }
                 }
                 gi += 2;

@@ -220,6 +220,7 @@ fn rows8_products_equal_dot_q8_bit_for_bit() {
     for (w, strips) in [
         (DType::Q4_1, true),
         (DType::Q4_1, false),
+        (DType::Q8_0, true),
         (DType::Q8_0, false),
     ] {
         for (rows, blocks, ntok) in [

@@ -118,13 +118,13 @@ impl QWeight {
     }
 
     /// The layout [`QWeight::prepare_for_cpu`] (or the model's loading) gives this matrix:
-    /// Q4_1 in strips if `strips`.
+    /// Q4_1 and Q8_0 in strips if `strips`.
     fn layout(&self, strips: bool) -> Layout {
         Layout::new(
             self.dtype,
             self.rows,
             self.cols,
-            strips && self.dtype == DType::Q4_1,
+            strips && matches!(self.dtype, DType::Q4_1 | DType::Q8_0),
         )
     }
 

@@ -102,7 +102,7 @@ fn batched_sequences_match_each_run_alone() {
         let mut model = load_model(&Arc::new(GgufFile::open(&path).unwrap())).unwrap();
         check(&model, "default model");
         // the server's numerics: block sums at every token count, batch-independent too, in
-        // the CLI's layout and in the one the server loads (Q4_1 in strips)
+        // the CLI's layout and in the one the server loads (Q4_1 and Q8_0 in strips)
         model.numerics = Numerics::BlockSums;
         check(&model, "default model, block sums");
         let file = Arc::new(GgufFile::open(&path).unwrap());

@@ -98,7 +98,7 @@ fn teacher_forced_top1_agrees_with_llama_cpp() {
     };
     top1_agreement(&model, "llama.cpp numerics");
     // The server's block sums round differently: they must agree as well, in the layout the
-    // server loads (Q4_1 in strips) and in the CLI's.
+    // server loads (Q4_1 and Q8_0 in strips) and in the CLI's.
     model.numerics = ondo_model::Numerics::BlockSums;
     top1_agreement(&model, "block sums");
     let path = model_path().expect("loaded above");
