@@ -6,8 +6,14 @@
 //! - [`weighted_sum_seq`]: `out[d] = Σ_p probs[p] V[p][d]`, fused multiply-adds in order of
 //!   `p` with the accumulators in registers (the one-token path; the batched path keeps
 //!   tinyBLAS's lane order with [`crate::ggml_math::weighted_sum_lanes8`]).
+//! - [`scores_group`] and [`weighted_sum_group`]: the same for the query heads that share one
+//!   KV head, each key and value row read once for all of them (AVX2, or AVX-512 in
+//!   `avx512.rs`: the same bits).
 
 use crate::ggml_math::{dot_lanes8, KvElem};
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// `out[p] = dot_lanes8(q, keys[p * stride .. p * stride + q.len()]) * scale` for
 /// `p in 0..out.len()`.
@@ -397,6 +403,12 @@ pub fn scores_group<E: KvElem>(
         assert!(keys.len() >= (len - 1) * stride + hd, "keys too short");
     }
     #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx512_vnni_available() && hd.is_multiple_of(8) && (1..=8).contains(&g) {
+        // SAFETY: AVX-512F and AVX2/FMA/F16C detected; every key row lies in `keys`.
+        unsafe { avx512::scores_group(q, hd, keys, next, stride, scale, out, len) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() && hd.is_multiple_of(8) && hd <= 256 && g <= 8 {
         // SAFETY: AVX2/FMA/F16C detected; every key row lies in `keys` (checked above).
         unsafe { avx2::scores_group(q, hd, keys, next, stride, scale, out, len) };
@@ -423,6 +435,12 @@ pub fn weighted_sum_group<E: KvElem>(
     assert_eq!(probs.len(), g * len, "probs is [heads][len]");
     if len > 0 {
         assert!(values.len() >= (len - 1) * stride + hd, "values too short");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx512_vnni_available() && hd.is_multiple_of(16) && (1..=8).contains(&g) {
+        // SAFETY: AVX-512F and AVX2/FMA/F16C detected; every value row lies in `values`.
+        unsafe { avx512::weighted_sum_group(out, hd, probs, values, stride, len) };
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx2_available() && hd.is_multiple_of(8) && g <= 8 {

@@ -25,8 +25,9 @@ pub(crate) fn avx2_available() -> bool {
     avx2::available()
 }
 
-/// True if this CPU also has AVX-512 F/BW/VNNI, which the batched block-sum kernels use
-/// (`crate::rows8_sums`), and `ONDO_NO_AVX512` is unset (checked once).
+/// True if this CPU also has AVX-512 F/BW/VNNI, which the batched block-sum kernels
+/// (`crate::rows8_sums`) and the grouped attention kernels (`crate::attn`) use, and
+/// `ONDO_NO_AVX512` is unset (checked once).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn avx512_vnni_available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
