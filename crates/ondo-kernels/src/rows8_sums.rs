@@ -55,12 +55,13 @@ pub fn broadcast_tokens_max() -> usize {
 }
 
 /// True if the batched kernel for weights `w` reads activations laid out broadcast, so that
-/// [`gemm_rows8_sums_prepared_raw`] is worth a caller's layout: Q4_1 always, Q8_0 with
-/// AVX-512 VNNI (the AVX2 Q8_0 pass broadcasts in its loop, which measured faster).
+/// [`gemm_rows8_sums_prepared_raw`] is worth a caller's layout: with AVX-512 VNNI Q8_0 (Q4_1
+/// then reads the activations straight from `xq`), else Q4_1 (the AVX2 Q8_0 pass broadcasts
+/// in its loop, which measured faster).
 pub fn reads_broadcast(w: DType) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if w == DType::Q8_0 {
-        return crate::quant::avx512_vnni_available();
+    if crate::quant::avx512_vnni_available() {
+        return w == DType::Q8_0;
     }
     w == DType::Q4_1
 }
@@ -97,6 +98,24 @@ pub unsafe fn gemm_rows8_sums_raw(
     out_stride: usize,
 ) {
     if !check_range(lay, packed, &rows, xq, ntok) {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if ntok > 1 && lay.dtype() == DType::Q4_1 && crate::quant::avx512_vnni_available() {
+        let groups = rows.start / 8..rows.end / 8;
+        // SAFETY: AVX-512 VNNI and AVX2/FMA/F16C detected; packed, the range and xq checked
+        // above, out by the caller.
+        unsafe {
+            avx512::gemm_xq(
+                packed.as_ptr(),
+                lay,
+                groups,
+                xq.as_ptr(),
+                ntok,
+                out,
+                out_stride,
+            )
+        };
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -137,6 +156,12 @@ pub unsafe fn gemm_rows8_sums_prepared_raw(
         lay.blocks(),
         "broadcast activations of another width"
     );
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::avx512_vnni_available() && lay.dtype() == DType::Q4_1 {
+        // SAFETY: as below; Q4_1 reads xq directly, whatever the broadcast layout holds.
+        unsafe { gemm_rows8_sums_raw(lay, packed, rows, xq, ntok, out, out_stride) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::quant::avx512_vnni_available() {
         let groups = rows.start / 8..rows.end / 8;
@@ -253,9 +278,14 @@ mod tests {
         }
         if crate::quant::avx512_vnni_available() {
             let mut out = vec![f32::NAN; ntok * rows];
-            // SAFETY: AVX-512 VNNI detected; as above.
+            let (p, o) = (packed.as_ptr(), out.as_mut_ptr());
+            // SAFETY: AVX-512 VNNI detected; as above (xq holds ntok rows of the width).
             unsafe {
-                avx512::gemm_prepared(packed.as_ptr(), lay, groups, xb, out.as_mut_ptr(), rows)
+                if lay.dtype() == DType::Q4_1 {
+                    avx512::gemm_xq(p, lay, groups, xq.as_ptr(), ntok, o, rows)
+                } else {
+                    avx512::gemm_prepared(p, lay, groups, xb, o, rows)
+                }
             };
             got.push(("avx512", out));
         }
