@@ -14,10 +14,8 @@
 
 use std::arch::x86_64::*;
 
+use super::PREFETCH_ROWS;
 use crate::ggml_math::KvElem;
-
-/// Key rows prefetched ahead of the tile read (as the AVX2 kernel).
-const PREFETCH_ROWS: usize = 64;
 
 /// Elements `p[0..8]` and `p2[0..8]` as f32, in the low and high halves.
 #[inline(always)]
