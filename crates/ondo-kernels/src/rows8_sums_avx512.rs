@@ -33,10 +33,19 @@ use crate::DType;
 /// Q8_0 head 221-231, 277-281 and 276-277.
 const PREFETCH_AHEAD: usize = 8192;
 
-/// Prefetches the `len` bytes lying [`PREFETCH_AHEAD`] bytes after `p`.
+/// Prefetches the `len` bytes lying [`PREFETCH_AHEAD`] bytes after `p`, non-temporal: a batch
+/// reads each weight once per step, and lines fetched so pollute the outer caches less (`ondo
+/// bench -p 12 -n 128 --parallel 8`, alternating with `prefetcht0`: ~4% faster with the vCPUs
+/// on one CCX, 2197 against 2109 tok/s on average, ~1.5% on two CCDs, 1735 against 1709).
 #[inline(always)]
 fn prefetch_ahead(p: *const u8, len: usize) {
-    crate::quant::prefetch(p.wrapping_add(PREFETCH_AHEAD), len);
+    let p = p.wrapping_add(PREFETCH_AHEAD);
+    let mut o = 0;
+    while o < len {
+        // SAFETY: a prefetch is a hint; it does not access memory architecturally.
+        unsafe { _mm_prefetch::<_MM_HINT_NTA>(p.wrapping_add(o) as *const i8) };
+        o += 64;
+    }
 }
 
 /// `out[t * out_stride + 8 * (g - groups.start) + lane]` for the row groups `groups` of the
