@@ -35,8 +35,9 @@ const PREFETCH_AHEAD: usize = 8192;
 
 /// Prefetches the `len` bytes lying [`PREFETCH_AHEAD`] bytes after `p`, non-temporal: a batch
 /// reads each weight once per step, and lines fetched so pollute the outer caches less (`ondo
-/// bench -p 12 -n 128 --parallel 8`, alternating with `prefetcht0`: ~4% faster with the vCPUs
-/// on one CCX, 2197 against 2109 tok/s on average, ~1.5% on two CCDs, 1735 against 1709).
+/// bench -p 12 -n 128 --parallel 8`, alternating with `prefetcht0`, means of 8 to 12 runs:
+/// with the vCPUs on one CCX 2163 against 2079 and 2205 against 2112 tok/s, on two CCDs 1731
+/// against 1704).
 #[inline(always)]
 fn prefetch_ahead(p: *const u8, len: usize) {
     let p = p.wrapping_add(PREFETCH_AHEAD);
