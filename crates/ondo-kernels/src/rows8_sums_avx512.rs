@@ -72,16 +72,13 @@ pub(crate) unsafe fn gemm_prepared(
         let t0 = tile * TILE;
         let n = (ntok - t0).min(TILE);
         let (e, o) = (xb.tile(tile), out.add(t0 * out_stride));
-        if lay.in_strips() {
-            strips_pass(packed, lay, groups.clone(), e, n, o, out_stride)
-        } else {
-            groups_pass(packed, lay, groups.clone(), e, n, o, out_stride)
-        }
+        strips_pass(packed, lay, groups.clone(), e, n, o, out_stride)
     }
 }
 
-/// In strips: super-group by super-group, strip by strip (the layout's order, see
-/// [`crate::rows8`]), the `n` tokens of one tile `xb`.
+/// Super-group by super-group, strip by strip (the order of a layout in strips, see
+/// [`crate::rows8`]; the server loads the head so, and a layout group by group is read in the
+/// same order), the `n` tokens of one tile `xb`.
 #[inline(always)]
 unsafe fn strips_pass(
     packed: *const u8,
@@ -133,55 +130,6 @@ unsafe fn strips_pass(
             let a = a.as_ptr() as *const __m512;
             store(a, n, o, out_stride);
         }
-    }
-}
-
-/// Group by group, each group's blocks in order (they follow one another in a group-major
-/// layout, streamed with prefetches as in decoding), the `n` tokens of one tile `xb`.
-#[inline(always)]
-unsafe fn groups_pass(
-    packed: *const u8,
-    lay: Layout,
-    groups: Range<usize>,
-    xb: *const BroadcastPair,
-    n: usize,
-    out: *mut f32,
-    out_stride: usize,
-) {
-    let pairs = n.div_ceil(2);
-    // two row groups at a time: each activation vector loaded feeds both
-    let mut g = groups.start;
-    while g < groups.end {
-        let mut acc = [[_mm512_setzero_ps(); PAIRS]; 2];
-        let both = g + 1 < groups.end;
-        let gb = [lay.group(g), lay.group(if both { g + 1 } else { g })];
-        let [a0, a1] = &mut acc;
-        for j in 0..lay.blocks() {
-            let o = gb.map(|b| packed.add(b.at(j)));
-            prefetch_ahead(o[0], gbb(Q8_0));
-            let x = xb.add(j * PAIRS);
-            if both {
-                prefetch_ahead(o[1], gbb(Q8_0));
-                block::<2>(o, x, pairs, [a0.as_mut_ptr(), a1.as_mut_ptr()]);
-            } else {
-                block::<1>([o[0]], x, pairs, [a0.as_mut_ptr()]);
-            }
-        }
-        store(
-            acc[0].as_ptr(),
-            n,
-            out.add(8 * (g - groups.start)),
-            out_stride,
-        );
-        if both {
-            store(
-                acc[1].as_ptr(),
-                n,
-                out.add(8 * (g + 1 - groups.start)),
-                out_stride,
-            );
-        }
-        g += 2;
     }
 }
 
